@@ -1,0 +1,439 @@
+//! Command-line flags and `NATS_*` environment variables → [`Options`].
+//!
+//! Precedence: a flag wins over its environment variable, which wins over the default. Flags
+//! are read the way Go's `flag` package reads them (so nats-server habits work): `-x` and `--x`
+//! are the same flag, a value may follow as the next argument or after `=`, and boolean flags
+//! stand alone (`-D`) or take `=true`/`=false`.
+//!
+//! A bad value is a [`CliError`] naming the flag or variable and the value; the binary prints
+//! it and exits with status 2.
+
+use crate::options::{LogLevel, Options, parse_duration, parse_host_port, parse_size};
+use std::fmt;
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Command {
+    Run(Box<Options>),
+    Help,
+    Version,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliError(pub String);
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+/// One option settable by flag and environment variable.
+struct Spec {
+    /// Flag names without dashes; the first is the canonical one.
+    names: &'static [&'static str],
+    env: Option<&'static str>,
+    boolean: bool,
+    help: &'static str,
+    apply: fn(&mut Options, &str) -> Result<(), String>,
+}
+
+fn set_listen(o: &mut Options, v: &str) -> Result<(), String> {
+    let (h, p) = parse_host_port(v, o.port)?;
+    o.host = h;
+    o.port = p;
+    Ok(())
+}
+
+fn set_optional_addr(v: &str, default_port: u16) -> Result<Option<(String, u16)>, String> {
+    let t = v.trim();
+    if t.is_empty() || t.eq_ignore_ascii_case("off") || t == "0" {
+        return Ok(None);
+    }
+    parse_host_port(t, default_port).map(Some)
+}
+
+fn positive_usize(v: &str) -> Result<usize, String> {
+    let n = parse_size(v)?;
+    if n == 0 {
+        return Err("must be greater than 0".into());
+    }
+    usize::try_from(n).map_err(|_| "too large".to_string())
+}
+
+fn bool_value(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "" | "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err("expected true or false".into()),
+    }
+}
+
+const SPECS: &[Spec] = &[
+    Spec {
+        names: &["listen"],
+        env: Some("NATS_LISTEN"),
+        boolean: false,
+        help: "client listen address HOST:PORT (default 0.0.0.0:4222)",
+        apply: set_listen,
+    },
+    Spec {
+        names: &["a", "addr", "net"],
+        env: None,
+        boolean: false,
+        help: "client listen host",
+        apply: |o, v| {
+            if v.trim().is_empty() {
+                return Err("empty host".into());
+            }
+            o.host = v
+                .trim()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string();
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["p", "port"],
+        env: None,
+        boolean: false,
+        help: "client port (-1 for a random port)",
+        apply: |o, v| {
+            o.port = if v.trim() == "-1" {
+                0
+            } else {
+                v.trim().parse().map_err(|_| "invalid port".to_string())?
+            };
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["http"],
+        env: Some("NATS_HTTP"),
+        boolean: false,
+        help: "monitoring address HOST:PORT, :PORT for every interface, off to disable (default 0.0.0.0:8222)",
+        apply: |o, v| {
+            o.http = set_optional_addr(v, 8222)?;
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["cluster"],
+        env: Some("NATS_CLUSTER"),
+        boolean: false,
+        help: "route listen address HOST:PORT for clustering (default off)",
+        apply: |o, v| {
+            o.cluster = set_optional_addr(v, 6222)?;
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["routes"],
+        env: Some("NATS_ROUTES"),
+        boolean: false,
+        help: "comma-separated seed route URLs, e.g. nats://n1:6222,nats://n2:6222",
+        apply: |o, v| {
+            o.routes = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["auth"],
+        env: Some("NATS_AUTH"),
+        boolean: false,
+        help: "token clients must present (auth_token, or as the password)",
+        apply: |o, v| {
+            o.auth_token = (!v.is_empty()).then(|| v.to_string());
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["max_conns", "max_connections"],
+        env: Some("NATS_MAX_CONNS"),
+        boolean: false,
+        help: "maximum client connections (default 65536)",
+        apply: |o, v| {
+            o.max_conns = positive_usize(v)?;
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["write_deadline"],
+        env: Some("NATS_WRITE_DEADLINE"),
+        boolean: false,
+        help: "write deadline before a client is a slow consumer, seconds or a duration (default 2s)",
+        apply: |o, v| {
+            let d = parse_duration(v)?;
+            if d.is_zero() {
+                return Err("must be greater than 0".into());
+            }
+            o.write_deadline = d;
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["log"],
+        env: Some("NATS_LOG"),
+        boolean: false,
+        help: "log level: trace, debug, info, warn, error (default info)",
+        apply: |o, v| {
+            o.log_level = LogLevel::parse(v.trim())
+                .ok_or_else(|| "expected trace, debug, info, warn or error".to_string())?;
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["max_payload"],
+        env: Some("NATS_MAX_PAYLOAD"),
+        boolean: false,
+        help: "maximum message size, e.g. 2mb (default 2 MiB)",
+        apply: |o, v| {
+            o.max_payload = positive_usize(v)?;
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["max_pending"],
+        env: Some("NATS_MAX_PENDING"),
+        boolean: false,
+        help: "maximum pending outbound bytes per client (default 128 MiB)",
+        apply: |o, v| {
+            o.max_pending = positive_usize(v)?;
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["max_control_line"],
+        env: Some("NATS_MAX_CONTROL_LINE"),
+        boolean: false,
+        help: "maximum protocol control line length (default 4096)",
+        apply: |o, v| {
+            o.max_control_line = positive_usize(v)?;
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["ping_interval"],
+        env: Some("NATS_PING_INTERVAL"),
+        boolean: false,
+        help: "interval between server PINGs, seconds or a duration (default 60s)",
+        apply: |o, v| {
+            let d = parse_duration(v)?;
+            if d.is_zero() {
+                return Err("must be greater than 0".into());
+            }
+            o.ping_interval = d;
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["ping_max"],
+        env: Some("NATS_PING_MAX"),
+        boolean: false,
+        help: "unanswered PINGs before a connection is stale (default 3)",
+        apply: |o, v| {
+            o.ping_max = v
+                .trim()
+                .parse()
+                .map_err(|_| "expected a number".to_string())?;
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["auth_timeout"],
+        env: Some("NATS_AUTH_TIMEOUT"),
+        boolean: false,
+        help: "time a client has to send CONNECT when auth is required (default 2s)",
+        apply: |o, v| {
+            o.auth_timeout = parse_duration(v)?;
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["n", "name", "server_name"],
+        env: Some("NATS_SERVER_NAME"),
+        boolean: false,
+        help: "server name (default: the server id)",
+        apply: |o, v| {
+            if v.contains(char::is_whitespace) {
+                return Err("server name cannot contain spaces".into());
+            }
+            o.server_name = (!v.is_empty()).then(|| v.to_string());
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["self_check"],
+        env: Some("NATS_SELF_CHECK"),
+        boolean: true,
+        help: "round-trip a message through the server before reporting ready (default true)",
+        apply: |o, v| {
+            o.self_check = bool_value(v)?;
+            Ok(())
+        },
+    },
+];
+
+fn find(name: &str) -> Option<&'static Spec> {
+    SPECS.iter().find(|s| s.names.contains(&name))
+}
+
+/// Builds the options from `args` (without the program name) and an environment lookup.
+pub fn parse<I, S>(args: I, env: impl Fn(&str) -> Option<String>) -> Result<Command, CliError>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let mut opts = Options::default();
+    for spec in SPECS {
+        if let Some(var) = spec.env
+            && let Some(v) = env(var)
+        {
+            (spec.apply)(&mut opts, &v).map_err(|e| {
+                CliError(format!(
+                    "invalid value {v:?} for environment variable {var}: {e}"
+                ))
+            })?;
+        }
+    }
+    let args: Vec<String> = args.into_iter().map(Into::into).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        i += 1;
+        let Some(stripped) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+            return Err(CliError(format!("unexpected argument {arg:?}")));
+        };
+        let (name, inline) = match stripped.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (stripped, None),
+        };
+        match name {
+            "h" | "help" => return Ok(Command::Help),
+            "v" | "version" => return Ok(Command::Version),
+            _ => {}
+        }
+        let spec = find(name).ok_or_else(|| CliError(format!("unknown flag {arg:?}")))?;
+        let value = if spec.boolean {
+            inline.unwrap_or_default()
+        } else if let Some(v) = inline {
+            v
+        } else if i < args.len() {
+            i += 1;
+            args[i - 1].clone()
+        } else {
+            return Err(CliError(format!("flag -{name} needs a value")));
+        };
+        (spec.apply)(&mut opts, &value)
+            .map_err(|e| CliError(format!("invalid value {value:?} for flag -{name}: {e}")))?;
+    }
+    opts.validate().map_err(CliError)?;
+    Ok(Command::Run(Box::new(opts)))
+}
+
+/// The `--help` text, generated from the same table the parser uses.
+pub fn usage() -> String {
+    let mut s = String::from(
+        "Usage: nats-mini [options]\n\nA memory-only Core NATS server.\n\nOptions (flag wins over environment variable, which wins over the default):\n",
+    );
+    for spec in SPECS {
+        let names: Vec<String> = spec.names.iter().map(|n| format!("-{n}")).collect();
+        let env = spec.env.map(|e| format!(" [{e}]")).unwrap_or_default();
+        s.push_str(&format!("  {:<28}{}{}\n", names.join(", "), spec.help, env));
+    }
+    s.push_str("  -h, -help                   show this help\n  -v, -version                show the version\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Options, CliError> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        match parse(args.iter().copied(), |k| {
+            env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        })? {
+            Command::Run(o) => Ok(*o),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn no_arguments_gives_defaults() {
+        let o = run(&[], &[]).unwrap();
+        assert_eq!((o.host.as_str(), o.port), ("0.0.0.0", 4222));
+        assert_eq!(o.http, Some(("0.0.0.0".into(), 8222)));
+    }
+
+    #[test]
+    fn single_and_double_dash_and_equals() {
+        let o = run(&["-listen", "127.0.0.1:5000", "--http", ":9000"], &[]).unwrap();
+        assert_eq!((o.host.as_str(), o.port), ("127.0.0.1", 5000));
+        assert_eq!(o.http, Some(("0.0.0.0".into(), 9000)));
+        let o = run(&["--max_conns=10", "-write_deadline=3s"], &[]).unwrap();
+        assert_eq!(o.max_conns, 10);
+        assert_eq!(o.write_deadline, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn flag_wins_over_env_and_env_over_default() {
+        let o = run(&["-max_conns", "5"], &[("NATS_MAX_CONNS", "7")]).unwrap();
+        assert_eq!(o.max_conns, 5);
+        let o = run(
+            &[],
+            &[("NATS_MAX_CONNS", "7"), ("NATS_WRITE_DEADLINE", "4")],
+        )
+        .unwrap();
+        assert_eq!(o.max_conns, 7);
+        assert_eq!(o.write_deadline, Duration::from_secs(4));
+    }
+
+    #[test]
+    fn http_off_or_empty_disables() {
+        assert_eq!(run(&["-http", "off"], &[]).unwrap().http, None);
+        assert_eq!(run(&[], &[("NATS_HTTP", "")]).unwrap().http, None);
+    }
+
+    #[test]
+    fn bad_values_name_the_flag_or_variable_and_value() {
+        let e = run(&["-max_conns", "lots"], &[]).unwrap_err().0;
+        assert!(e.contains("-max_conns") && e.contains("lots"), "{e}");
+        let e = run(&[], &[("NATS_LOG", "loud")]).unwrap_err().0;
+        assert!(e.contains("NATS_LOG") && e.contains("loud"), "{e}");
+        let e = run(&["-write_deadline", "0"], &[]).unwrap_err().0;
+        assert!(e.contains("-write_deadline"), "{e}");
+        let e = run(&["-listen", "1.2.3.4:notaport"], &[]).unwrap_err().0;
+        assert!(e.contains("-listen"), "{e}");
+        assert!(run(&["-bogus", "1"], &[]).is_err());
+        assert!(run(&["-auth"], &[]).is_err());
+    }
+
+    #[test]
+    fn routes_and_token() {
+        let o = run(
+            &["-routes", "nats://a:6222, nats://b:6222", "-auth", "s3cr3t"],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(o.routes, vec!["nats://a:6222", "nats://b:6222"]);
+        assert_eq!(o.auth_token.as_deref(), Some("s3cr3t"));
+    }
+
+    #[test]
+    fn port_minus_one_is_random() {
+        assert_eq!(run(&["-p", "-1"], &[]).unwrap().port, 0);
+    }
+}

@@ -1,0 +1,641 @@
+//! A client connection: its read loop, the protocol ops applied to the server, and delivery of
+//! published messages to subscribers.
+//!
+//! One task reads and parses; a second ([`Outbound::write_loop`]) writes. A publish is handled
+//! entirely inside the publisher's read loop: look up the subject (own L1 cache first, then the
+//! shared index), append the message to every receiver's outbound queue, and — once the whole
+//! read buffer is processed — wake each receiver's writer once. No lock is held across an await,
+//! nothing on this path allocates in steady state, and no other connection can block it beyond
+//! a short queue mutex.
+
+use crate::conn::Close;
+use crate::conn::outbound::{Enqueued, Outbound};
+use crate::error::ClosedReason;
+use crate::options::FIRST_PING_DELAY;
+use crate::proto::wire;
+use crate::proto::{Handler, ParseStop, Parser, ProtoError};
+use crate::server::ServerShared;
+use crate::stats::BatchStats;
+use crate::subject;
+use crate::sublist::MatchResult;
+use crate::subscription::Subscription;
+use rustc_hash::FxHashMap;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+/// Read buffer sizes: start small (idle connections are cheap), double after a full read, and
+/// shrink again after a run of short reads — nats-server's policy.
+const READ_MIN: usize = 512;
+const READ_MAX: usize = 64 * 1024;
+
+/// Per-connection L1 match cache bound (as nats-server).
+const L1_MAX: usize = 512;
+
+/// The client name the startup self-check connects with; its traffic is not counted.
+pub const SELF_CHECK_NAME: &str = "__nats_mini_self_check";
+
+fn yes() -> bool {
+    true
+}
+
+/// The CONNECT options nats-mini acts on. Absent fields keep nats-server's defaults
+/// (verbose, pedantic and echo on); unknown fields are ignored.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConnectOpts {
+    #[serde(default = "yes")]
+    pub verbose: bool,
+    #[serde(default = "yes")]
+    pub pedantic: bool,
+    #[serde(default = "yes")]
+    pub echo: bool,
+    #[serde(default)]
+    pub headers: bool,
+    #[serde(default)]
+    pub no_responders: bool,
+    #[serde(default)]
+    pub protocol: i64,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub lang: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub pass: Option<String>,
+    #[serde(default)]
+    pub auth_token: Option<String>,
+    #[serde(default)]
+    pub account: Option<String>,
+    #[serde(default)]
+    pub new_account: Option<bool>,
+}
+
+impl Default for ConnectOpts {
+    fn default() -> Self {
+        ConnectOpts {
+            verbose: true,
+            pedantic: true,
+            echo: true,
+            headers: false,
+            no_responders: false,
+            protocol: 0,
+            name: String::new(),
+            lang: String::new(),
+            version: String::new(),
+            user: None,
+            pass: None,
+            auth_token: None,
+            account: None,
+            new_account: None,
+        }
+    }
+}
+
+/// The per-connection match cache, valid while the index generation is unchanged.
+struct L1Cache {
+    generation: u64,
+    map: FxHashMap<Box<[u8]>, Arc<MatchResult<Subscription>>>,
+}
+
+/// The state a client's read loop owns. Implements the parser's [`Handler`].
+pub(crate) struct ClientConn {
+    pub cid: u64,
+    pub out: Arc<Outbound>,
+    srv: Arc<ServerShared>,
+    pub peer: SocketAddr,
+    subs: FxHashMap<Box<[u8]>, Arc<Subscription>>,
+    pub opts: ConnectOpts,
+    connected: bool,
+    first_pong_sent: bool,
+    l1: L1Cache,
+    /// Receivers that got messages during this read buffer and must be woken after it.
+    flush: Vec<Arc<Outbound>>,
+    batch: BatchStats,
+    rng: u64,
+    pings_out: u32,
+    last_in: Instant,
+    /// When the RTT was last measured (a PONG to our PING); None until the first one.
+    rtt_at: Option<Instant>,
+    ping_sent_at: Option<Instant>,
+    pub is_self_check: bool,
+}
+
+impl ClientConn {
+    fn new(cid: u64, out: Arc<Outbound>, srv: Arc<ServerShared>, peer: SocketAddr) -> Self {
+        ClientConn {
+            cid,
+            out,
+            srv,
+            peer,
+            subs: FxHashMap::default(),
+            opts: ConnectOpts::default(),
+            connected: false,
+            first_pong_sent: false,
+            l1: L1Cache {
+                generation: u64::MAX,
+                map: FxHashMap::default(),
+            },
+            flush: Vec::new(),
+            batch: BatchStats::default(),
+            rng: cid.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+            pings_out: 0,
+            last_in: Instant::now(),
+            rtt_at: None,
+            ping_sent_at: None,
+            is_self_check: false,
+        }
+    }
+
+    /// xorshift64*: a fast per-connection generator for picking queue members.
+    #[inline]
+    fn next_random(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Queues protocol bytes for this connection itself (PONG, +OK, -ERR, INFO).
+    fn send_self(&mut self, bytes: &[u8]) {
+        if let Enqueued::Ok(true) = self.out.enqueue(None, |b| b.extend_from_slice(bytes)) {
+            self.flush.push(self.out.clone());
+        }
+    }
+
+    fn send_err(&mut self, text: &str) {
+        if let Enqueued::Ok(true) = self.out.enqueue(None, |b| wire::err(b, text)) {
+            self.flush.push(self.out.clone());
+        }
+    }
+
+    fn send_info(&mut self, connect_info: bool) {
+        let mut info = self.srv.client_info();
+        info.client_id = self.cid;
+        info.client_ip = self.peer.ip().to_string();
+        if connect_info {
+            info.connect_info = true;
+            info.remote_account = "$G".into();
+        }
+        let mut buf = Vec::with_capacity(512);
+        info.encode(&mut buf);
+        self.send_self(&buf);
+    }
+
+    /// Wakes every receiver that got data during this batch.
+    fn flush_receivers(&mut self) {
+        for o in self.flush.drain(..) {
+            o.wake();
+        }
+    }
+
+    fn lookup(&mut self, subject: &[u8]) -> Arc<MatchResult<Subscription>> {
+        let sl = &self.srv.sublist;
+        // Read the generation before matching: if the index changes meanwhile, the entry is
+        // stored under the old generation and dropped on the next lookup.
+        let generation = sl.generation();
+        if generation != self.l1.generation {
+            self.l1.map.clear();
+            self.l1.generation = generation;
+        } else if let Some(r) = self.l1.map.get(subject) {
+            return r.clone();
+        }
+        let r = sl.match_subject(subject);
+        if self.l1.map.len() >= L1_MAX {
+            self.l1.map.clear();
+        }
+        self.l1.map.insert(subject.into(), r.clone());
+        r
+    }
+
+    /// Appends one message to `sub`'s connection. Returns whether it was delivered.
+    #[inline]
+    fn deliver(
+        &mut self,
+        sub: &Arc<Subscription>,
+        subject: &[u8],
+        reply: &[u8],
+        hdr_len: usize,
+        data: &[u8],
+    ) -> bool {
+        if sub.is_removed() {
+            return false;
+        }
+        let n = sub
+            .delivered
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        let max = sub.max.load(std::sync::atomic::Ordering::Relaxed);
+        if max > 0 && n > max {
+            return false;
+        }
+        let receiver = &sub.client;
+        let with_headers = receiver.headers.load(std::sync::atomic::Ordering::Relaxed);
+        let size = if hdr_len > 0 && !with_headers {
+            data.len() - hdr_len
+        } else {
+            data.len()
+        };
+        let res = receiver.enqueue(Some(size), |b| {
+            wire::msg(b, subject, &sub.sid, reply, hdr_len, data, with_headers)
+        });
+        if max > 0 && n == max && sub.claim_removal() {
+            self.srv.remove_subscription(sub);
+        }
+        match res {
+            Enqueued::Ok(wake) => {
+                if wake {
+                    self.flush.push(receiver.clone());
+                }
+                self.batch.out_msgs += 1;
+                self.batch.out_bytes += size as u64;
+                true
+            }
+            Enqueued::Closed | Enqueued::SlowConsumer => false,
+        }
+    }
+
+    /// Routes one published message to every matching subscription.
+    fn process_msg(&mut self, subject: &[u8], reply: &[u8], hdr_len: usize, data: &[u8]) {
+        let result = self.lookup(subject);
+        let mut delivered = false;
+        for sub in &result.plain {
+            if !self.opts.echo && sub.cid == self.cid {
+                continue;
+            }
+            delivered |= self.deliver(sub, subject, reply, hdr_len, data);
+        }
+        for group in &result.queues {
+            let n = group.members.len();
+            if n == 0 {
+                continue;
+            }
+            let start = (self.next_random() % n as u64) as usize;
+            for k in 0..n {
+                let sub = &group.members[(start + k) % n];
+                if !self.opts.echo && sub.cid == self.cid {
+                    continue;
+                }
+                if self.deliver(sub, subject, reply, hdr_len, data) {
+                    delivered = true;
+                    break;
+                }
+            }
+        }
+        if !delivered && !reply.is_empty() && self.opts.no_responders && self.opts.headers {
+            self.no_responders(subject, reply);
+        }
+    }
+
+    /// A request reached nobody: answer with a 503 status on the requester's own subscription
+    /// that matches the reply subject (if it has one), as nats-server does.
+    fn no_responders(&mut self, subject: &[u8], reply: &[u8]) {
+        let sid = self
+            .subs
+            .values()
+            .find(|s| s.queue.is_none() && !s.is_removed() && subject::matches(&s.subject, reply))
+            .map(|s| s.sid.clone());
+        if let Some(sid) = sid
+            && let Enqueued::Ok(true) = self
+                .out
+                .enqueue(None, |b| wire::no_responders(b, reply, &sid, subject))
+        {
+            self.flush.push(self.out.clone());
+        }
+    }
+
+    fn unsubscribe(&mut self, sid: &[u8]) {
+        if let Some(sub) = self.subs.remove(sid)
+            && sub.claim_removal()
+        {
+            self.srv.remove_subscription(&sub);
+        }
+    }
+
+    /// Sends a server PING or closes a stale connection. Returns the delay to the next check.
+    fn ping_tick(&mut self) -> Result<Duration, Close> {
+        let interval = self.srv.opts.ping_interval;
+        let now = Instant::now();
+        let need_rtt = self.rtt_at.is_none();
+        // A client that sent us something within the interval is alive: skip this PING.
+        if need_rtt || now.duration_since(self.last_in) >= interval {
+            if self.pings_out + 1 > self.srv.opts.ping_max {
+                return Err(Close::with_err(
+                    ClosedReason::StaleConnection,
+                    "Stale Connection",
+                ));
+            }
+            self.pings_out += 1;
+            self.ping_sent_at = Some(now);
+            self.send_self(wire::PING);
+        }
+        Ok(interval)
+    }
+}
+
+impl Handler for ClientConn {
+    type Error = Close;
+
+    fn on_connect(&mut self, json: &[u8]) -> Result<bool, Close> {
+        let opts: ConnectOpts = serde_json::from_slice(json)
+            .map_err(|_| Close::silent(ClosedReason::ProtocolViolation))?;
+        let auth_violation = Close::with_err(
+            ClosedReason::AuthenticationViolation,
+            "Authorization Violation",
+        );
+        let creds = crate::auth::Credentials {
+            user: opts.user.as_deref(),
+            pass: opts.pass.as_deref(),
+            token: opts.auth_token.as_deref(),
+        };
+        if !self.srv.auth.check(&creds) {
+            tracing::error!("{} - cid:{} - authentication error", self.peer, self.cid);
+            return Err(auth_violation);
+        }
+        if opts.account.is_some() || opts.new_account.is_some() {
+            return Err(auth_violation);
+        }
+        if !(0..=1).contains(&opts.protocol) {
+            return Err(Close::with_err(
+                ClosedReason::BadClientProtocolVersion,
+                "invalid client protocol",
+            ));
+        }
+        if opts.no_responders && !opts.headers {
+            return Err(Close::with_err(
+                ClosedReason::NoRespondersRequiresHeaders,
+                "no responders requires headers support",
+            ));
+        }
+        self.out
+            .headers
+            .store(opts.headers, std::sync::atomic::Ordering::Relaxed);
+        self.is_self_check = opts.name == SELF_CHECK_NAME;
+        if !self.connected {
+            tracing::debug!(
+                "{} - cid:{} - client connected name={:?} lang={:?} version={:?}",
+                self.peer,
+                self.cid,
+                opts.name,
+                opts.lang,
+                opts.version
+            );
+        }
+        self.connected = true;
+        let verbose = opts.verbose;
+        let headers = opts.headers;
+        self.opts = opts;
+        if verbose {
+            self.send_self(wire::OK);
+        }
+        Ok(headers)
+    }
+
+    fn on_pub_line(&mut self, subject: &[u8]) -> Result<(), Close> {
+        if self.opts.pedantic && !subject::is_valid_literal_subject(subject) {
+            self.send_err("Invalid Publish Subject");
+        }
+        Ok(())
+    }
+
+    fn on_msg(
+        &mut self,
+        subject: &[u8],
+        reply: &[u8],
+        hdr_len: usize,
+        data: &[u8],
+    ) -> Result<(), Close> {
+        self.batch.in_msgs += 1;
+        self.batch.in_bytes += data.len() as u64;
+        if self.opts.verbose {
+            self.send_self(wire::OK);
+        }
+        if !subject.is_empty() {
+            self.process_msg(subject, reply, hdr_len, data);
+        }
+        Ok(())
+    }
+
+    fn on_sub(&mut self, subject: &[u8], queue: Option<&[u8]>, sid: &[u8]) -> Result<(), Close> {
+        // Re-using a live sid is ignored (the old subscription stays), as in nats-server.
+        let live = self.subs.get(sid).map(|s| !s.is_removed());
+        match live {
+            Some(true) => {}
+            other => {
+                if other == Some(false) {
+                    self.subs.remove(sid);
+                }
+                let sub = Arc::new(Subscription::new(
+                    self.out.clone(),
+                    self.cid,
+                    subject,
+                    queue,
+                    sid,
+                ));
+                if self.srv.sublist.insert(sub.clone()).is_err() {
+                    self.send_err("Invalid Subject");
+                    return Ok(());
+                }
+                self.subs.insert(sid.into(), sub);
+            }
+        }
+        if self.opts.verbose {
+            self.send_self(wire::OK);
+        }
+        Ok(())
+    }
+
+    fn on_unsub(&mut self, sid: &[u8], max: i64) -> Result<(), Close> {
+        if let Some(sub) = self.subs.get(sid) {
+            let delivered = sub.delivered.load(std::sync::atomic::Ordering::Relaxed);
+            if sub.is_removed() {
+                self.subs.remove(sid);
+            } else if max > 0 && max as u64 > delivered {
+                sub.max
+                    .store(max as u64, std::sync::atomic::Ordering::Relaxed);
+            } else {
+                self.unsubscribe(sid);
+            }
+        }
+        if self.opts.verbose {
+            self.send_self(wire::OK);
+        }
+        Ok(())
+    }
+
+    fn on_ping(&mut self) -> Result<(), Close> {
+        self.send_self(wire::PONG);
+        // The first PING of a protocol-1 client is followed by an INFO that confirms the
+        // CONNECT (nats-server 2.12+).
+        if self.connected && !self.first_pong_sent {
+            self.first_pong_sent = true;
+            if self.opts.protocol >= 1 {
+                self.send_info(true);
+            }
+        }
+        Ok(())
+    }
+
+    fn on_pong(&mut self) -> Result<(), Close> {
+        self.pings_out = 0;
+        if self.ping_sent_at.take().is_some() {
+            self.rtt_at = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    fn on_err(&mut self, text: &[u8]) -> Result<(), Close> {
+        tracing::error!(
+            "{} - cid:{} - Client Error {}",
+            self.peer,
+            self.cid,
+            String::from_utf8_lossy(text)
+        );
+        Err(Close::silent(ClosedReason::ParseError))
+    }
+}
+
+fn proto_close(e: ProtoError) -> Close {
+    match e {
+        ProtoError::UnknownOp => Close::with_err(
+            ClosedReason::ProtocolViolation,
+            "Unknown Protocol Operation",
+        ),
+        ProtoError::MaxControlLine => Close::with_err(
+            ClosedReason::MaxControlLineExceeded,
+            "maximum control line exceeded",
+        ),
+        ProtoError::MaxPayload => Close::with_err(
+            ClosedReason::MaxPayloadExceeded,
+            "Maximum Payload Violation",
+        ),
+        ProtoError::AuthViolation => Close::with_err(
+            ClosedReason::AuthenticationViolation,
+            "Authorization Violation",
+        ),
+        ProtoError::BadArgs | ProtoError::HeadersNotSupported => {
+            Close::silent(ClosedReason::ProtocolViolation)
+        }
+    }
+}
+
+/// Serves one accepted client connection until it closes.
+pub(crate) async fn serve(srv: Arc<ServerShared>, stream: TcpStream, peer: SocketAddr, cid: u64) {
+    let _ = stream.set_nodelay(true);
+    let (mut rd, wr) = stream.into_split();
+    let out = Arc::new(Outbound::new(srv.opts.max_pending));
+    let mut conn = ClientConn::new(cid, out.clone(), srv.clone(), peer);
+    srv.register_client(cid, out.clone());
+
+    let writer = {
+        let out = out.clone();
+        let deadline = srv.opts.write_deadline;
+        tokio::spawn(async move { out.write_loop(wr, deadline).await })
+    };
+
+    conn.send_info(false);
+    conn.flush_receivers();
+
+    let mut parser = Parser::new(srv.opts.max_control_line, srv.opts.max_payload);
+    let auth_required = srv.auth.required();
+    parser.awaiting_connect = auth_required;
+
+    let auth_deadline = tokio::time::sleep(if auth_required {
+        srv.opts.auth_timeout
+    } else {
+        Duration::from_secs(86400 * 365)
+    });
+    tokio::pin!(auth_deadline);
+    let ping_timer = tokio::time::sleep(srv.opts.ping_interval);
+    tokio::pin!(ping_timer);
+    let mut first_ping_armed = false;
+
+    let mut buf = vec![0u8; READ_MIN];
+    let mut short_reads = 0u32;
+    let close = loop {
+        tokio::select! {
+            biased;
+            _ = out.closed.cancelled() => break None,
+            r = rd.read(&mut buf) => {
+                let n = match r {
+                    Ok(0) => break Some(Close::silent(ClosedReason::ClientClosed)),
+                    Ok(n) => n,
+                    Err(_) => break Some(Close::silent(ClosedReason::ReadError)),
+                };
+                conn.last_in = Instant::now();
+                let was_connected = conn.connected;
+                let res = parser.parse(&buf[..n], &mut conn);
+                conn.flush_receivers();
+                // The startup self-check is not client traffic.
+                if !conn.is_self_check {
+                    srv.stats.add(&conn.batch);
+                }
+                conn.batch = BatchStats::default();
+                if let Err(stop) = res {
+                    break Some(match stop {
+                        ParseStop::Proto(e) => proto_close(e),
+                        ParseStop::Handler(c) => c,
+                    });
+                }
+                if !was_connected && conn.connected && !first_ping_armed {
+                    // The first PING comes soon after CONNECT (with up to 20% jitter) so the
+                    // RTT is known early.
+                    first_ping_armed = true;
+                    let base = srv.opts.ping_interval.min(FIRST_PING_DELAY);
+                    let jitter = base.mul_f64((conn.next_random() % 1000) as f64 / 5000.0);
+                    ping_timer.as_mut().reset(tokio::time::Instant::now() + base + jitter);
+                }
+                // Grow after a full read, shrink after a run of short ones.
+                if n == buf.len() && buf.len() < READ_MAX {
+                    buf.resize(buf.len() * 2, 0);
+                    short_reads = 0;
+                } else if n < buf.len() / 2 && buf.len() > READ_MIN {
+                    short_reads += 1;
+                    if short_reads > 2 {
+                        buf.truncate(buf.len() / 2);
+                        buf.shrink_to_fit();
+                        short_reads = 0;
+                    }
+                }
+            }
+            _ = &mut ping_timer => {
+                match conn.ping_tick() {
+                    Ok(next) => {
+                        ping_timer.as_mut().reset(tokio::time::Instant::now() + next);
+                        conn.flush_receivers();
+                    }
+                    Err(c) => break Some(c),
+                }
+            }
+            _ = &mut auth_deadline, if auth_required && !conn.connected => {
+                break Some(Close::with_err(ClosedReason::AuthenticationTimeout, "Authentication Timeout"));
+            }
+        }
+    };
+    if let Some(c) = close {
+        out.close(c);
+    }
+    let _ = writer.await;
+    drop(rd);
+
+    // Remove every subscription in one batch.
+    let subs: Vec<Arc<Subscription>> = conn
+        .subs
+        .drain()
+        .map(|(_, s)| s)
+        .filter(|s| s.claim_removal())
+        .collect();
+    srv.remove_subscriptions(&subs);
+    let reason = out
+        .close_reason()
+        .map(|c| c.reason)
+        .unwrap_or(ClosedReason::ClientClosed);
+    srv.unregister_client(cid, &conn.peer, conn.is_self_check, reason);
+}

@@ -1,0 +1,27 @@
+//! Connections: the per-connection outbound queue shared with producers ([`outbound`]) and the
+//! client connection that reads, parses and applies ops ([`client`]).
+
+pub mod client;
+pub mod outbound;
+
+use crate::error::ClosedReason;
+
+/// A request to close a connection: the reason recorded for monitoring, and the `-ERR` text
+/// (if any) written before the socket closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Close {
+    pub reason: ClosedReason,
+    pub err: Option<&'static str>,
+}
+
+impl Close {
+    pub const fn silent(reason: ClosedReason) -> Close {
+        Close { reason, err: None }
+    }
+    pub const fn with_err(reason: ClosedReason, err: &'static str) -> Close {
+        Close {
+            reason,
+            err: Some(err),
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! The outbound side of a connection: a byte queue that producers append to and one writer task
+//! drains with large writes.
+//!
+//! Why this shape (nats-server's design, see `shared/reference/nats-server-behaviour.md` §6.3):
+//! - Producers (other connections' read loops) copy each delivery straight into the receiver's
+//!   queue under a short, uncontended mutex. They never write to the receiver's socket, so a slow
+//!   receiver can only cost them that memcpy.
+//! - A producer does not wake the writer per message. It marks the queue `scheduled` and keeps
+//!   the receiver in its own flush list; after the whole read buffer is processed it wakes each
+//!   receiver once. One read of a publisher thus becomes one write per receiver.
+//! - The writer swaps the queue with its spare buffer (double buffering: no allocation in steady
+//!   state) and writes outside the lock, under the write deadline.
+//! - `pending` counts queued plus in-flight bytes; crossing `max_pending` closes the receiver as a
+//!   slow consumer at once, silently, as nats-server does.
+
+use crate::conn::Close;
+use crate::error::ClosedReason;
+use parking_lot::Mutex;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Spare write buffers above this capacity are dropped after a burst, so an idle connection
+/// does not keep a burst's worth of memory.
+const KEEP_CAPACITY: usize = 256 * 1024;
+
+/// State guarded by the connection's outbound mutex.
+#[derive(Debug, Default)]
+pub struct Queue {
+    /// Bytes waiting for the writer.
+    pub buf: Vec<u8>,
+    /// Queued plus in-flight bytes, checked against `max_pending`.
+    pub pending: usize,
+    /// A producer has this connection in its flush list (or the writer is about to run).
+    pub scheduled: bool,
+    /// Set once; later closes are ignored so the first reason wins.
+    pub closing: Option<Close>,
+    /// Messages and payload bytes delivered to this connection (for `/connz`).
+    pub msgs: u64,
+    pub bytes: u64,
+}
+
+/// The part of a connection other tasks touch: its outbound queue and its close signals.
+#[derive(Debug)]
+pub struct Outbound {
+    pub queue: Mutex<Queue>,
+    wake: Notify,
+    /// Cancelled on any close: the read loop stops.
+    pub closed: CancellationToken,
+    /// Cancelled on a close that must not flush: the writer abandons its write.
+    abort: CancellationToken,
+    pub max_pending: usize,
+    /// Whether the receiver announced headers support (decides HMSG or stripped MSG).
+    pub headers: AtomicBool,
+}
+
+/// The result of appending one delivery.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Enqueued {
+    /// Queued; `true` when the caller must wake the writer after its batch.
+    Ok(bool),
+    /// The connection is closing; nothing was queued.
+    Closed,
+    /// The delivery would exceed `max_pending`: the connection is now closed.
+    SlowConsumer,
+}
+
+impl Outbound {
+    pub fn new(max_pending: usize) -> Self {
+        Outbound {
+            queue: Mutex::new(Queue::default()),
+            wake: Notify::new(),
+            closed: CancellationToken::new(),
+            abort: CancellationToken::new(),
+            max_pending,
+            headers: AtomicBool::new(false),
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
+    /// Appends what `write` produces, counting one message of `payload` bytes when
+    /// `payload` is `Some`. Enforces `max_pending`.
+    #[inline]
+    pub fn enqueue(&self, payload: Option<usize>, write: impl FnOnce(&mut Vec<u8>)) -> Enqueued {
+        let mut q = self.queue.lock();
+        if q.closing.is_some() {
+            return Enqueued::Closed;
+        }
+        let before = q.buf.len();
+        write(&mut q.buf);
+        let added = q.buf.len() - before;
+        if q.pending + added > self.max_pending {
+            q.buf.truncate(before);
+            drop(q);
+            self.close(Close::silent(ClosedReason::SlowConsumerPendingBytes));
+            return Enqueued::SlowConsumer;
+        }
+        q.pending += added;
+        if let Some(n) = payload {
+            q.msgs += 1;
+            q.bytes += n as u64;
+        }
+        let wake = !q.scheduled;
+        q.scheduled = true;
+        Enqueued::Ok(wake)
+    }
+
+    /// Wakes the writer (after a batch of enqueues).
+    #[inline]
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Closes the connection: the first call decides the reason. A close that flushes queues its
+    /// `-ERR` (if any) behind what is pending; one that does not discards the queue.
+    pub fn close(&self, close: Close) -> bool {
+        let mut q = self.queue.lock();
+        if q.closing.is_some() {
+            return false;
+        }
+        q.closing = Some(close);
+        if close.reason.flushes() {
+            if let Some(text) = close.err {
+                crate::proto::wire::err(&mut q.buf, text);
+            }
+        } else {
+            q.buf = Vec::new();
+        }
+        drop(q);
+        if !close.reason.flushes() {
+            self.abort.cancel();
+        }
+        self.closed.cancel();
+        self.wake.notify_one();
+        true
+    }
+
+    pub fn close_reason(&self) -> Option<Close> {
+        self.queue.lock().closing
+    }
+
+    /// The writer task: drains the queue into `sink` until the connection closes, then shuts
+    /// the sink down. Every write runs under `deadline`; missing it makes this a slow consumer.
+    pub async fn write_loop<W: tokio::io::AsyncWrite + Unpin>(
+        &self,
+        mut sink: W,
+        deadline: Duration,
+    ) {
+        let mut spare: Vec<u8> = Vec::new();
+        loop {
+            let closing = {
+                let mut q = self.queue.lock();
+                std::mem::swap(&mut q.buf, &mut spare);
+                q.scheduled = false;
+                q.closing
+            };
+            if spare.is_empty() {
+                if closing.is_some() {
+                    break;
+                }
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = self.abort.cancelled() => break,
+                }
+                continue;
+            }
+            let n = spare.len();
+            let res = tokio::select! {
+                r = tokio::time::timeout(deadline, sink.write_all(&spare)) => r,
+                _ = self.abort.cancelled() => break,
+            };
+            match res {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    self.close(Close::silent(ClosedReason::WriteError));
+                    break;
+                }
+                Err(_) => {
+                    // A closing connection that cannot flush in time is simply dropped; only a
+                    // live one is a slow consumer.
+                    if closing.is_none() {
+                        self.close(Close::silent(ClosedReason::SlowConsumerWriteDeadline));
+                    }
+                    break;
+                }
+            }
+            spare.clear();
+            if spare.capacity() > KEEP_CAPACITY {
+                spare = Vec::new();
+            }
+            self.queue.lock().pending -= n;
+        }
+        let _ = tokio::time::timeout(deadline, sink.shutdown()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_enqueue_asks_for_a_wake_then_not_until_drained() {
+        let o = Outbound::new(1024);
+        assert_eq!(
+            o.enqueue(Some(1), |b| b.extend_from_slice(b"a")),
+            Enqueued::Ok(true)
+        );
+        assert_eq!(
+            o.enqueue(Some(1), |b| b.extend_from_slice(b"b")),
+            Enqueued::Ok(false)
+        );
+        let q = o.queue.lock();
+        assert_eq!((q.pending, q.msgs, q.bytes), (2, 2, 2));
+    }
+
+    #[test]
+    fn max_pending_closes_silently_and_drops_the_queue() {
+        let o = Outbound::new(10);
+        assert_eq!(
+            o.enqueue(None, |b| b.extend_from_slice(b"12345678")),
+            Enqueued::Ok(true)
+        );
+        assert_eq!(
+            o.enqueue(None, |b| b.extend_from_slice(b"123")),
+            Enqueued::SlowConsumer
+        );
+        assert!(o.is_closed());
+        let q = o.queue.lock();
+        assert!(q.buf.is_empty());
+        assert_eq!(
+            q.closing.map(|c| c.reason),
+            Some(ClosedReason::SlowConsumerPendingBytes)
+        );
+        drop(q);
+        assert_eq!(o.enqueue(None, |b| b.push(b'x')), Enqueued::Closed);
+    }
+
+    #[test]
+    fn first_close_wins_and_flushing_close_queues_err() {
+        let o = Outbound::new(1024);
+        o.enqueue(None, |b| b.extend_from_slice(b"PONG\r\n"));
+        assert!(o.close(Close::with_err(
+            ClosedReason::StaleConnection,
+            "Stale Connection"
+        )));
+        assert!(!o.close(Close::silent(ClosedReason::ClientClosed)));
+        let q = o.queue.lock();
+        assert_eq!(q.buf, b"PONG\r\n-ERR 'Stale Connection'\r\n");
+        assert_eq!(
+            q.closing.map(|c| c.reason),
+            Some(ClosedReason::StaleConnection)
+        );
+    }
+
+    #[tokio::test]
+    async fn writer_drains_then_closes() {
+        let o = std::sync::Arc::new(Outbound::new(1024));
+        let (client, mut server_side) = tokio::io::duplex(64);
+        let w = {
+            let o = o.clone();
+            tokio::spawn(async move { o.write_loop(client, Duration::from_secs(1)).await })
+        };
+        o.enqueue(None, |b| b.extend_from_slice(b"hello "));
+        o.wake();
+        o.close(Close::with_err(ClosedReason::ServerShutdown, "bye"));
+        let mut got = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut server_side, &mut got)
+            .await
+            .unwrap();
+        assert_eq!(got, b"hello -ERR 'bye'\r\n");
+        w.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn blocked_writer_becomes_slow_consumer_after_deadline() {
+        let o = std::sync::Arc::new(Outbound::new(1 << 20));
+        let (client, _server_side_never_read) = tokio::io::duplex(16);
+        let w = {
+            let o = o.clone();
+            tokio::spawn(async move { o.write_loop(client, Duration::from_millis(100)).await })
+        };
+        o.enqueue(None, |b| b.extend_from_slice(&[0u8; 4096]));
+        o.wake();
+        tokio::time::timeout(Duration::from_secs(5), w)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            o.close_reason().map(|c| c.reason),
+            Some(ClosedReason::SlowConsumerWriteDeadline)
+        );
+    }
+}

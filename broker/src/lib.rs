@@ -1,0 +1,39 @@
+//! nats-mini: a high-performance, memory-only Core NATS server.
+//!
+//! # Layout
+//! Dependencies point one way, from the protocol's pure core out to the async shell:
+//! - [`subject`]: subject syntax and wildcard matching (pure).
+//! - [`sublist`]: the subscription index with its match cache (sync, no I/O).
+//! - [`proto`]: the client-protocol parser and wire encoders (pure).
+//! - [`auth`]: client authentication (pure).
+//! - [`options`], [`cli`]: defaults, value syntaxes, flags and `NATS_*` variables.
+//! - [`conn`]: a connection's outbound queue and its read loop (tokio).
+//! - [`server`]: listeners, registry, limits, self-check, shutdown; [`Server`] is the handle.
+//! - [`stats`], [`logging`], [`netif`]: counters, nats-server-style logs, interface addresses.
+//!
+//! # Embedding
+//! ```no_run
+//! # async fn demo() -> Result<(), nats_mini::StartError> {
+//! let server = nats_mini::Server::builder().start().await?;
+//! println!("clients connect to {}", server.client_url());
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod auth;
+pub mod cli;
+pub mod conn;
+pub mod error;
+pub mod logging;
+pub mod netif;
+pub mod options;
+pub mod proto;
+pub mod server;
+pub mod stats;
+pub mod subject;
+pub mod sublist;
+pub mod subscription;
+
+pub use error::ClosedReason;
+pub use options::Options;
+pub use server::{Server, ServerBuilder, StartError};

@@ -1,0 +1,591 @@
+//! The client-protocol parser: a resumable state machine over the bytes a client sends.
+//!
+//! It follows nats-server's `parser.go` in behaviour, because clients and tests depend on the
+//! exact moment and text of every error:
+//! - op names are matched byte by byte, case-insensitively, so a bad byte is rejected as soon as
+//!   it arrives (`-ERR 'Unknown Protocol Operation'`), even before the line ends;
+//! - arguments are separated by any run of spaces or tabs and end at `\n` (a trailing `\r` is
+//!   dropped); `PING`, `PONG` and `+OK` ignore anything up to the newline;
+//! - the control-line limit applies to the argument part and is checked on partial lines too,
+//!   so a client that never sends a newline cannot grow our memory;
+//! - `max_payload` is checked as soon as a `PUB`/`HPUB` line is complete, before its payload.
+//!
+//! Zero copy: on the common path (a whole op inside one read) every argument and the payload are
+//! slices of the read buffer. Only an op split across reads is copied, once, into the parser's
+//! own scratch buffers, whose capacity is reused. The state lives in [`Parser`], so a read may
+//! end at any byte, a byte at a time included.
+
+use memchr::memchr;
+
+/// Why the parser stopped a connection. Each maps to nats-server's wire text and close reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtoError {
+    /// A byte that no op allows here, or a payload not terminated by `\r\n`.
+    UnknownOp,
+    /// The argument part of a control line is longer than `max_control_line`.
+    MaxControlLine,
+    /// A `PUB`/`HPUB` announced more bytes than `max_payload`.
+    MaxPayload,
+    /// An op other than `CONNECT` arrived first while authentication is required.
+    AuthViolation,
+    /// Malformed arguments (wrong count, bad sizes): nats-server closes without any `-ERR`.
+    BadArgs,
+    /// `HPUB` from a client that did not announce `headers: true`: closed without `-ERR`.
+    HeadersNotSupported,
+}
+
+/// Why parsing stopped: a protocol error found by the parser, or a stop asked for by the handler.
+#[derive(Debug)]
+pub enum ParseStop<E> {
+    Proto(ProtoError),
+    Handler(E),
+}
+
+impl<E> From<ProtoError> for ParseStop<E> {
+    fn from(e: ProtoError) -> Self {
+        ParseStop::Proto(e)
+    }
+}
+
+/// What a connection does with each complete op. Arguments borrow the read buffer (or the
+/// parser's scratch space) and are only valid during the call.
+pub trait Handler {
+    type Error;
+    /// `CONNECT <json>`. Returns whether the client may send headers (`HPUB`).
+    fn on_connect(&mut self, json: &[u8]) -> Result<bool, Self::Error>;
+    /// A `PUB`/`HPUB` line is complete (payload not yet read): the place for checks that
+    /// nats-server makes before the payload, such as pedantic subject validation.
+    fn on_pub_line(&mut self, subject: &[u8]) -> Result<(), Self::Error>;
+    /// A complete message. `hdr_len` is 0 for `PUB`; `data` holds headers then payload.
+    /// An empty `subject` marks the odd `HMSG` a client may send, which nats-server accepts
+    /// and drops.
+    fn on_msg(
+        &mut self,
+        subject: &[u8],
+        reply: &[u8],
+        hdr_len: usize,
+        data: &[u8],
+    ) -> Result<(), Self::Error>;
+    fn on_sub(
+        &mut self,
+        subject: &[u8],
+        queue: Option<&[u8]>,
+        sid: &[u8],
+    ) -> Result<(), Self::Error>;
+    /// `UNSUB <sid> [max]`; `max` is -1 when absent or unparsable (nats-server then
+    /// unsubscribes at once).
+    fn on_unsub(&mut self, sid: &[u8], max: i64) -> Result<(), Self::Error>;
+    fn on_ping(&mut self) -> Result<(), Self::Error>;
+    fn on_pong(&mut self) -> Result<(), Self::Error>;
+    /// `-ERR` from a client: nats-server logs it and closes.
+    fn on_err(&mut self, text: &[u8]) -> Result<(), Self::Error>;
+    /// `INFO` from a client is parsed and ignored.
+    fn on_info(&mut self, _json: &[u8]) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// The ops a client may send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Connect,
+    Info,
+    Pub,
+    HPub,
+    HMsg,
+    Sub,
+    Unsub,
+    Ping,
+    Pong,
+    Ok,
+    Err,
+}
+
+impl Op {
+    fn name(self) -> &'static [u8] {
+        match self {
+            Op::Connect => b"CONNECT",
+            Op::Info => b"INFO",
+            Op::Pub => b"PUB",
+            Op::HPub => b"HPUB",
+            Op::HMsg => b"HMSG",
+            Op::Sub => b"SUB",
+            Op::Unsub => b"UNSUB",
+            Op::Ping => b"PING",
+            Op::Pong => b"PONG",
+            Op::Ok => b"+OK",
+            Op::Err => b"-ERR",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Expecting the first byte of an op.
+    Start,
+    /// Seen `P`: `PUB`, `PING` or `PONG`.
+    NameP,
+    /// Seen `H`: `HPUB` or `HMSG`.
+    NameH,
+    /// Matching the rest of an op name; `pos` bytes matched so far.
+    Name {
+        op: Op,
+        pos: u8,
+    },
+    /// Op name complete; for ops with arguments a space or tab must follow.
+    AfterName(Op),
+    /// Skipping the separator run before the first argument.
+    Spaces(Op),
+    /// Inside the argument part, up to `\n`. Bytes of earlier reads are in `arg_buf`.
+    Arg(Op),
+    /// `PING`, `PONG`, `+OK`: everything up to `\n` is ignored.
+    SkipLine(Op),
+    /// Collecting a payload split across reads into `msg`.
+    Payload,
+    PayloadEndR,
+    PayloadEndN,
+}
+
+/// A message whose payload did not fit in the read that carried its control line.
+#[derive(Debug, Default)]
+struct PendingMsg {
+    subject: Vec<u8>,
+    reply: Vec<u8>,
+    hdr_len: usize,
+    size: usize,
+    data: Vec<u8>,
+}
+
+/// Resumable parser state for one client connection.
+#[derive(Debug)]
+pub struct Parser {
+    state: State,
+    /// Argument bytes of a control line split across reads.
+    arg_buf: Vec<u8>,
+    msg: PendingMsg,
+    /// Limit on the argument part of a control line (nats-server's `max_control_line`).
+    pub max_control_line: usize,
+    /// Limit on a message's size, headers included.
+    pub max_payload: usize,
+    /// While true the first op must be `CONNECT` (authentication required).
+    pub awaiting_connect: bool,
+    /// Whether the client announced headers support; `HPUB` is refused otherwise.
+    pub headers: bool,
+}
+
+/// Scratch buffers above this size are released after use, so one large split message does
+/// not pin memory on an otherwise idle connection.
+const SCRATCH_KEEP: usize = 64 * 1024;
+
+/// nats-server reads sizes with at most 9 digits (999 MB); longer or non-digit → -1.
+pub fn parse_size(d: &[u8]) -> i64 {
+    if d.is_empty() || d.len() > 9 {
+        return -1;
+    }
+    let mut n: i64 = 0;
+    for &b in d {
+        if !b.is_ascii_digit() {
+            return -1;
+        }
+        n = n * 10 + i64::from(b - b'0');
+    }
+    n
+}
+
+/// Splits `arg` into at most `N` fields on runs of the given separators. Returns `None` when
+/// there are more than `N` fields.
+fn split_args<'a, const N: usize>(
+    arg: &'a [u8],
+    seps: &[u8],
+    out: &mut [&'a [u8]; N],
+) -> Option<usize> {
+    let mut n = 0;
+    let mut start: Option<usize> = None;
+    for (i, &b) in arg.iter().enumerate() {
+        if seps.contains(&b) {
+            if let Some(s) = start.take() {
+                if n == N {
+                    return None;
+                }
+                out[n] = &arg[s..i];
+                n += 1;
+            }
+        } else if start.is_none() {
+            start = Some(i);
+        }
+    }
+    if let Some(s) = start {
+        if n == N {
+            return None;
+        }
+        out[n] = &arg[s..];
+        n += 1;
+    }
+    Some(n)
+}
+
+const PUB_SEPS: &[u8] = b" \t";
+const SUB_SEPS: &[u8] = b" \t\r\n";
+
+impl Parser {
+    pub fn new(max_control_line: usize, max_payload: usize) -> Self {
+        Parser {
+            state: State::Start,
+            arg_buf: Vec::new(),
+            msg: PendingMsg::default(),
+            max_control_line,
+            max_payload,
+            awaiting_connect: false,
+            headers: false,
+        }
+    }
+
+    /// True when no op is in progress (the parser is between ops).
+    pub fn is_idle(&self) -> bool {
+        self.state == State::Start
+    }
+
+    /// Feeds one read's worth of bytes. Calls the handler for each complete op, in order.
+    /// On error the connection must be closed; the parser state is then unspecified.
+    pub fn parse<H: Handler>(&mut self, buf: &[u8], h: &mut H) -> Result<(), ParseStop<H::Error>> {
+        let mut i = 0;
+        while i < buf.len() {
+            let b = buf[i];
+            match self.state {
+                State::Start => {
+                    if self.awaiting_connect && b != b'C' && b != b'c' {
+                        return Err(ProtoError::AuthViolation.into());
+                    }
+                    self.state = match b {
+                        b'P' | b'p' => State::NameP,
+                        b'H' | b'h' => State::NameH,
+                        b'S' | b's' => State::Name {
+                            op: Op::Sub,
+                            pos: 1,
+                        },
+                        b'U' | b'u' => State::Name {
+                            op: Op::Unsub,
+                            pos: 1,
+                        },
+                        b'C' | b'c' => State::Name {
+                            op: Op::Connect,
+                            pos: 1,
+                        },
+                        b'I' | b'i' => State::Name {
+                            op: Op::Info,
+                            pos: 1,
+                        },
+                        b'+' => State::Name { op: Op::Ok, pos: 1 },
+                        b'-' => State::Name {
+                            op: Op::Err,
+                            pos: 1,
+                        },
+                        _ => return Err(ProtoError::UnknownOp.into()),
+                    };
+                    i += 1;
+                }
+                State::NameP => {
+                    self.state = match b {
+                        b'U' | b'u' => State::Name {
+                            op: Op::Pub,
+                            pos: 2,
+                        },
+                        b'I' | b'i' => State::Name {
+                            op: Op::Ping,
+                            pos: 2,
+                        },
+                        b'O' | b'o' => State::Name {
+                            op: Op::Pong,
+                            pos: 2,
+                        },
+                        _ => return Err(ProtoError::UnknownOp.into()),
+                    };
+                    i += 1;
+                }
+                State::NameH => {
+                    self.state = match b {
+                        b'P' | b'p' => State::Name {
+                            op: Op::HPub,
+                            pos: 2,
+                        },
+                        b'M' | b'm' => State::Name {
+                            op: Op::HMsg,
+                            pos: 2,
+                        },
+                        _ => return Err(ProtoError::UnknownOp.into()),
+                    };
+                    i += 1;
+                }
+                State::Name { op, pos } => {
+                    let name = op.name();
+                    if b.to_ascii_uppercase() != name[pos as usize] {
+                        return Err(ProtoError::UnknownOp.into());
+                    }
+                    let pos = pos + 1;
+                    self.state = if pos as usize == name.len() {
+                        State::AfterName(op)
+                    } else {
+                        State::Name { op, pos }
+                    };
+                    i += 1;
+                }
+                State::AfterName(op) => match op {
+                    Op::Ping | Op::Pong | Op::Ok => self.state = State::SkipLine(op),
+                    // CONNECT and INFO need no separator: `CONNECT{}` is accepted.
+                    Op::Connect | Op::Info => self.state = State::Spaces(op),
+                    _ => {
+                        if b != b' ' && b != b'\t' {
+                            return Err(ProtoError::UnknownOp.into());
+                        }
+                        self.state = State::Spaces(op);
+                        i += 1;
+                    }
+                },
+                State::Spaces(op) => {
+                    if b == b' ' || b == b'\t' {
+                        i += 1;
+                    } else {
+                        // The first non-blank byte belongs to the argument even when it is a
+                        // newline, exactly as nats-server's state machine treats it.
+                        self.state = State::Arg(op);
+                        self.arg_buf.clear();
+                        i = self.arg(op, buf, i, i + 1, h)?;
+                    }
+                }
+                State::Arg(op) => {
+                    i = self.arg(op, buf, i, i, h)?;
+                }
+                State::SkipLine(op) => match memchr(b'\n', &buf[i..]) {
+                    Some(off) => {
+                        i += off + 1;
+                        self.state = State::Start;
+                        let r = match op {
+                            Op::Ping => h.on_ping(),
+                            Op::Pong => h.on_pong(),
+                            _ => Ok(()),
+                        };
+                        r.map_err(ParseStop::Handler)?;
+                    }
+                    None => i = buf.len(),
+                },
+                State::Payload => {
+                    let need = self.msg.size - self.msg.data.len();
+                    let take = need.min(buf.len() - i);
+                    self.msg.data.extend_from_slice(&buf[i..i + take]);
+                    i += take;
+                    if self.msg.data.len() == self.msg.size {
+                        self.state = State::PayloadEndR;
+                    }
+                }
+                State::PayloadEndR => {
+                    if b != b'\r' {
+                        return Err(ProtoError::UnknownOp.into());
+                    }
+                    self.state = State::PayloadEndN;
+                    i += 1;
+                }
+                State::PayloadEndN => {
+                    if b != b'\n' {
+                        return Err(ProtoError::UnknownOp.into());
+                    }
+                    i += 1;
+                    self.state = State::Start;
+                    let m = std::mem::take(&mut self.msg);
+                    let r = h.on_msg(&m.subject, &m.reply, m.hdr_len, &m.data);
+                    self.recycle_msg(m);
+                    r.map_err(ParseStop::Handler)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps the pending message's buffers for reuse unless they grew large.
+    fn recycle_msg(&mut self, mut m: PendingMsg) {
+        if m.data.capacity() > SCRATCH_KEEP {
+            m.data = Vec::new();
+        }
+        m.data.clear();
+        m.subject.clear();
+        m.reply.clear();
+        self.msg = m;
+    }
+
+    /// Handles the argument part of a control line starting at `start` in `buf` (or continuing
+    /// in `arg_buf`), looking for the newline from `search`. Returns the next index to parse.
+    fn arg<H: Handler>(
+        &mut self,
+        op: Op,
+        buf: &[u8],
+        start: usize,
+        search: usize,
+        h: &mut H,
+    ) -> Result<usize, ParseStop<H::Error>> {
+        let nl = if search < buf.len() {
+            memchr(b'\n', &buf[search..]).map(|o| search + o)
+        } else {
+            None
+        };
+        let Some(nl) = nl else {
+            // Partial line: keep it, but never more than the limit allows.
+            self.arg_buf.extend_from_slice(&buf[start..]);
+            let len = strip_cr(&self.arg_buf).len();
+            if len > self.max_control_line {
+                return Err(ProtoError::MaxControlLine.into());
+            }
+            return Ok(buf.len());
+        };
+        let next = nl + 1;
+        if self.arg_buf.is_empty() {
+            let arg = strip_cr(&buf[start..nl]);
+            self.line(op, arg, buf, next, h)
+        } else {
+            let mut owned = std::mem::take(&mut self.arg_buf);
+            owned.extend_from_slice(&buf[start..nl]);
+            let r = self.line(op, strip_cr(&owned), buf, next, h);
+            owned.clear();
+            if owned.capacity() <= SCRATCH_KEEP {
+                self.arg_buf = owned;
+            }
+            r
+        }
+    }
+
+    /// A complete control line `arg` for `op`; `rest` starts at `next` in `buf`.
+    fn line<H: Handler>(
+        &mut self,
+        op: Op,
+        arg: &[u8],
+        buf: &[u8],
+        next: usize,
+        h: &mut H,
+    ) -> Result<usize, ParseStop<H::Error>> {
+        if arg.len() > self.max_control_line {
+            return Err(ProtoError::MaxControlLine.into());
+        }
+        self.state = State::Start;
+        match op {
+            Op::Connect => {
+                self.headers = h.on_connect(arg).map_err(ParseStop::Handler)?;
+                self.awaiting_connect = false;
+                Ok(next)
+            }
+            Op::Info => h.on_info(arg).map_err(ParseStop::Handler).map(|_| next),
+            Op::Err => h.on_err(arg).map_err(ParseStop::Handler).map(|_| next),
+            Op::Sub => {
+                let mut a = [&b""[..]; 3];
+                match split_args(arg, SUB_SEPS, &mut a) {
+                    Some(2) => h.on_sub(a[0], None, a[1]),
+                    Some(3) => h.on_sub(a[0], Some(a[1]), a[2]),
+                    _ => return Err(ProtoError::BadArgs.into()),
+                }
+                .map_err(ParseStop::Handler)?;
+                Ok(next)
+            }
+            Op::Unsub => {
+                let mut a = [&b""[..]; 2];
+                match split_args(arg, SUB_SEPS, &mut a) {
+                    Some(1) => h.on_unsub(a[0], -1),
+                    Some(2) => h.on_unsub(a[0], parse_size(a[1])),
+                    _ => return Err(ProtoError::BadArgs.into()),
+                }
+                .map_err(ParseStop::Handler)?;
+                Ok(next)
+            }
+            Op::Pub => {
+                let mut a = [&b""[..]; 3];
+                let (subject, reply, size) = match split_args(arg, PUB_SEPS, &mut a) {
+                    Some(2) => (a[0], &b""[..], parse_size(a[1])),
+                    Some(3) => (a[0], a[1], parse_size(a[2])),
+                    _ => return Err(ProtoError::BadArgs.into()),
+                };
+                if size < 0 {
+                    return Err(ProtoError::BadArgs.into());
+                }
+                self.payload(subject, reply, 0, size as usize, buf, next, h)
+            }
+            Op::HPub => {
+                if !self.headers {
+                    return Err(ProtoError::HeadersNotSupported.into());
+                }
+                let mut a = [&b""[..]; 4];
+                let (subject, reply, hdr, size) = match split_args(arg, PUB_SEPS, &mut a) {
+                    Some(3) => (a[0], &b""[..], parse_size(a[1]), parse_size(a[2])),
+                    Some(4) => (a[0], a[1], parse_size(a[2]), parse_size(a[3])),
+                    _ => return Err(ProtoError::BadArgs.into()),
+                };
+                if hdr < 0 || size < 0 || hdr > size {
+                    return Err(ProtoError::BadArgs.into());
+                }
+                self.payload(subject, reply, hdr as usize, size as usize, buf, next, h)
+            }
+            // A client's HMSG is consumed as an empty message (nats-server's behaviour).
+            Op::HMsg => self.payload(b"", b"", 0, 0, buf, next, h),
+            Op::Ping | Op::Pong | Op::Ok => Ok(next),
+        }
+    }
+
+    /// Reads the payload of a message whose control line is complete.
+    #[allow(clippy::too_many_arguments)]
+    fn payload<H: Handler>(
+        &mut self,
+        subject: &[u8],
+        reply: &[u8],
+        hdr_len: usize,
+        size: usize,
+        buf: &[u8],
+        next: usize,
+        h: &mut H,
+    ) -> Result<usize, ParseStop<H::Error>> {
+        if size > self.max_payload {
+            return Err(ProtoError::MaxPayload.into());
+        }
+        if !subject.is_empty() {
+            h.on_pub_line(subject).map_err(ParseStop::Handler)?;
+        }
+        let avail = buf.len() - next;
+        if avail >= size + 2 {
+            // The whole message is in this read: hand out slices, no copy.
+            if buf[next + size] != b'\r' || buf[next + size + 1] != b'\n' {
+                return Err(ProtoError::UnknownOp.into());
+            }
+            h.on_msg(subject, reply, hdr_len, &buf[next..next + size])
+                .map_err(ParseStop::Handler)?;
+            return Ok(next + size + 2);
+        }
+        // Split message: copy what we have (once) and continue on the next read.
+        let m = &mut self.msg;
+        m.subject.clear();
+        m.subject.extend_from_slice(subject);
+        m.reply.clear();
+        m.reply.extend_from_slice(reply);
+        m.hdr_len = hdr_len;
+        m.size = size;
+        m.data.clear();
+        m.data.reserve(size);
+        let take = avail.min(size);
+        m.data.extend_from_slice(&buf[next..next + take]);
+        let mut i = next + take;
+        self.state = if m.data.len() == size {
+            State::PayloadEndR
+        } else {
+            State::Payload
+        };
+        // At most one byte of the terminator can be here (avail < size + 2).
+        if i < buf.len() {
+            if buf[i] != b'\r' {
+                return Err(ProtoError::UnknownOp.into());
+            }
+            self.state = State::PayloadEndN;
+            i += 1;
+        }
+        Ok(i)
+    }
+}
+
+fn strip_cr(s: &[u8]) -> &[u8] {
+    match s.last() {
+        Some(b'\r') => &s[..s.len() - 1],
+        _ => s,
+    }
+}

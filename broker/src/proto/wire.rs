@@ -1,0 +1,236 @@
+//! Encoders for what the server writes to clients: INFO, MSG/HMSG, +OK, -ERR, PING/PONG.
+//!
+//! Encoders append to a caller-owned buffer (the connection's outbound queue) so that the hot
+//! path never allocates: a message is the control line built from borrowed parts plus one copy
+//! of the payload.
+
+use serde::Serialize;
+
+pub const PING: &[u8] = b"PING\r\n";
+pub const PONG: &[u8] = b"PONG\r\n";
+pub const OK: &[u8] = b"+OK\r\n";
+pub const CRLF: &[u8] = b"\r\n";
+
+/// Appends `-ERR '<text>'\r\n`.
+pub fn err(out: &mut Vec<u8>, text: &str) {
+    out.extend_from_slice(b"-ERR '");
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(b"'\r\n");
+}
+
+/// Appends a decimal number without allocating.
+#[inline]
+pub fn push_usize(out: &mut Vec<u8>, n: usize) {
+    out.extend_from_slice(itoa_buf(n).as_slice());
+}
+
+struct SmallNum {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl SmallNum {
+    fn as_slice(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+#[inline]
+fn itoa_buf(mut n: usize) -> SmallNum {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    SmallNum { buf, start: i }
+}
+
+/// Appends one delivery: `MSG`/`HMSG` with the receiver's sid, then the payload and CRLF.
+///
+/// When the message carries headers but the receiver did not announce headers support, the
+/// header block is stripped and a plain `MSG` with the payload alone is sent, as nats-server does.
+#[inline]
+pub fn msg(
+    out: &mut Vec<u8>,
+    subject: &[u8],
+    sid: &[u8],
+    reply: &[u8],
+    hdr_len: usize,
+    data: &[u8],
+    receiver_headers: bool,
+) {
+    if hdr_len > 0 && receiver_headers {
+        out.reserve(subject.len() + sid.len() + reply.len() + data.len() + 40);
+        out.extend_from_slice(b"HMSG ");
+        out.extend_from_slice(subject);
+        out.push(b' ');
+        out.extend_from_slice(sid);
+        out.push(b' ');
+        if !reply.is_empty() {
+            out.extend_from_slice(reply);
+            out.push(b' ');
+        }
+        push_usize(out, hdr_len);
+        out.push(b' ');
+        push_usize(out, data.len());
+        out.extend_from_slice(CRLF);
+        out.extend_from_slice(data);
+    } else {
+        let payload = &data[hdr_len..];
+        out.reserve(subject.len() + sid.len() + reply.len() + payload.len() + 30);
+        out.extend_from_slice(b"MSG ");
+        out.extend_from_slice(subject);
+        out.push(b' ');
+        out.extend_from_slice(sid);
+        out.push(b' ');
+        if !reply.is_empty() {
+            out.extend_from_slice(reply);
+            out.push(b' ');
+        }
+        push_usize(out, payload.len());
+        out.extend_from_slice(CRLF);
+        out.extend_from_slice(payload);
+    }
+    out.extend_from_slice(CRLF);
+}
+
+/// Appends the status-only message a `no_responders` requester gets when nobody is subscribed:
+/// since nats-server 2.12 it names the original subject in a `Nats-Subject` header.
+pub fn no_responders(out: &mut Vec<u8>, reply: &[u8], sid: &[u8], subject: &[u8]) {
+    let mut hdr = Vec::with_capacity(32 + subject.len());
+    hdr.extend_from_slice(b"NATS/1.0 503\r\nNats-Subject: ");
+    hdr.extend_from_slice(subject);
+    hdr.extend_from_slice(b"\r\n\r\n");
+    msg(out, reply, sid, b"", hdr.len(), &hdr, true);
+}
+
+/// The INFO a server sends, with nats-server's field names and order (clients parse it and gate
+/// features on `version` and `proto`).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Info {
+    pub server_id: String,
+    pub server_name: String,
+    pub version: String,
+    pub proto: u8,
+    pub go: String,
+    pub host: String,
+    pub port: u16,
+    pub headers: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    pub auth_required: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    pub tls_required: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    pub tls_verify: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    pub tls_available: bool,
+    pub max_payload: usize,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub client_id: u64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub client_ip: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub cluster: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub connect_urls: Vec<String>,
+    #[serde(skip_serializing_if = "is_false")]
+    pub ldm: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    pub connect_info: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub remote_account: String,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Info {
+    /// Appends `INFO {json} \r\n` (nats-server puts a space before the CRLF).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"INFO ");
+        // Serializing plain strings, numbers and bools into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, self);
+        out.extend_from_slice(b" \r\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn msg_without_reply() {
+        let mut out = Vec::new();
+        msg(&mut out, b"foo", b"1", b"", 0, b"hello", false);
+        assert_eq!(out, b"MSG foo 1 5\r\nhello\r\n");
+    }
+
+    #[test]
+    fn msg_with_reply_and_headers() {
+        let mut out = Vec::new();
+        let data = b"NATS/1.0\r\n\r\nhi";
+        msg(&mut out, b"foo", b"22", b"r.1", 12, data, true);
+        assert_eq!(out, b"HMSG foo 22 r.1 12 14\r\nNATS/1.0\r\n\r\nhi\r\n");
+    }
+
+    #[test]
+    fn headers_stripped_for_receivers_without_support() {
+        let mut out = Vec::new();
+        msg(
+            &mut out,
+            b"foo",
+            b"1",
+            b"",
+            12,
+            b"NATS/1.0\r\n\r\nhi",
+            false,
+        );
+        assert_eq!(out, b"MSG foo 1 2\r\nhi\r\n");
+    }
+
+    #[test]
+    fn no_responders_matches_current_release() {
+        let mut out = Vec::new();
+        no_responders(&mut out, b"_INBOX.x", b"1", b"svc");
+        assert_eq!(
+            out,
+            b"HMSG _INBOX.x 1 35 35\r\nNATS/1.0 503\r\nNats-Subject: svc\r\n\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn numbers() {
+        for n in [0usize, 7, 10, 99, 12345, usize::MAX] {
+            let mut out = Vec::new();
+            push_usize(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn info_has_space_before_crlf_and_omits_false() {
+        let mut out = Vec::new();
+        Info {
+            server_id: "X".into(),
+            proto: 1,
+            headers: true,
+            max_payload: 10,
+            ..Default::default()
+        }
+        .encode(&mut out);
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.starts_with("INFO {\"server_id\":\"X\""));
+        assert!(s.ends_with("} \r\n"));
+        assert!(!s.contains("auth_required"));
+        assert!(!s.contains("client_id"));
+    }
+}

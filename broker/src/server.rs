@@ -1,0 +1,501 @@
+//! The server: listeners, the registry of connections, connection limits, the startup
+//! self-check and graceful shutdown. [`Server`] is the embeddable handle; the binary is a thin
+//! shell around it.
+
+use crate::auth::Authenticator;
+use crate::conn::Close;
+use crate::conn::client::{self, SELF_CHECK_NAME};
+use crate::conn::outbound::Outbound;
+use crate::error::ClosedReason;
+use crate::options::{COMPAT_VERSION, Options};
+use crate::proto::wire::{self, Info};
+use crate::stats::{ServerStats, StatsSnapshot};
+use crate::sublist::Sublist;
+use crate::subscription::Subscription;
+use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+/// How long the startup self-check may take before the server gives up.
+const SELF_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The name and version nats-mini reports for itself (INFO `go`, logs, `--version`).
+pub const PRODUCT: &str = concat!("nats-mini ", env!("CARGO_PKG_VERSION"));
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid options: {0}")]
+    Options(String),
+    #[error("cannot resolve listen address {0}: {1}")]
+    Resolve(String, std::io::Error),
+    #[error("cannot listen for client connections on {addr} (port {port}): {source}")]
+    Bind {
+        addr: String,
+        port: u16,
+        source: std::io::Error,
+    },
+    #[error("startup self-check failed: {0}")]
+    SelfCheck(String),
+}
+
+/// State shared by every connection of one server.
+#[derive(Debug)]
+pub struct ServerShared {
+    pub opts: Options,
+    pub server_id: String,
+    pub server_name: String,
+    pub auth: Authenticator,
+    pub sublist: Sublist<Subscription>,
+    pub stats: ServerStats,
+    clients: Mutex<FxHashMap<u64, Arc<Outbound>>>,
+    num_clients: AtomicUsize,
+    next_cid: AtomicU64,
+    info: Mutex<Info>,
+    shutdown: CancellationToken,
+    ready: AtomicBool,
+    pub start: SystemTime,
+}
+
+impl ServerShared {
+    fn new(opts: Options) -> Self {
+        let server_id = new_server_id();
+        let server_name = opts
+            .server_name
+            .clone()
+            .unwrap_or_else(|| server_id.clone());
+        let auth = Authenticator::from_token(opts.auth_token.as_deref());
+        let info = Info {
+            server_id: server_id.clone(),
+            server_name: server_name.clone(),
+            version: COMPAT_VERSION.into(),
+            proto: 1,
+            go: PRODUCT.into(),
+            host: opts.host.clone(),
+            port: opts.port,
+            headers: true,
+            auth_required: auth.required(),
+            max_payload: opts.max_payload,
+            ..Info::default()
+        };
+        ServerShared {
+            server_id,
+            server_name,
+            auth,
+            sublist: Sublist::new(),
+            stats: ServerStats::default(),
+            clients: Mutex::new(FxHashMap::default()),
+            num_clients: AtomicUsize::new(0),
+            next_cid: AtomicU64::new(1),
+            info: Mutex::new(info),
+            shutdown: CancellationToken::new(),
+            ready: AtomicBool::new(false),
+            start: SystemTime::now(),
+            opts,
+        }
+    }
+
+    /// The INFO template for a new client (the connection fills in its own id and address).
+    pub fn client_info(&self) -> Info {
+        self.info.lock().clone()
+    }
+
+    pub(crate) fn register_client(&self, cid: u64, out: Arc<Outbound>) {
+        self.clients.lock().insert(cid, out);
+    }
+
+    pub(crate) fn unregister_client(
+        &self,
+        cid: u64,
+        peer: &SocketAddr,
+        self_check: bool,
+        reason: ClosedReason,
+    ) {
+        self.clients.lock().remove(&cid);
+        self.num_clients.fetch_sub(1, Ordering::AcqRel);
+        if self_check {
+            self.stats.total_connections.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        match reason {
+            ClosedReason::SlowConsumerPendingBytes => {
+                self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    "{peer} - cid:{cid} - Slow Consumer Detected: MaxPending of {} Exceeded",
+                    self.opts.max_pending
+                );
+            }
+            ClosedReason::SlowConsumerWriteDeadline => {
+                self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    "{peer} - cid:{cid} - Slow Consumer Detected: WriteDeadline of {:?} exceeded",
+                    self.opts.write_deadline
+                );
+            }
+            _ => {}
+        }
+        tracing::debug!("{peer} - cid:{cid} - Client connection closed: {reason}");
+    }
+
+    pub(crate) fn remove_subscription(&self, sub: &Arc<Subscription>) {
+        let _ = self.sublist.remove(sub);
+    }
+
+    pub(crate) fn remove_subscriptions(&self, subs: &[Arc<Subscription>]) {
+        if !subs.is_empty() {
+            self.sublist.remove_batch(subs);
+        }
+    }
+
+    pub fn num_connections(&self) -> usize {
+        self.clients.lock().len()
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}
+
+/// A server id in nats-server's shape: 56 characters of base32 starting with `N`.
+fn new_server_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut id = String::with_capacity(56);
+    id.push('N');
+    for _ in 0..55 {
+        id.push(ALPHABET[rand::random_range(0..ALPHABET.len())] as char);
+    }
+    id
+}
+
+/// Formats `host:port` with brackets around IPv6 hosts.
+pub fn host_port(host: &IpAddr, port: u16) -> String {
+    SocketAddr::new(*host, port).to_string()
+}
+
+/// Builds [`Options`] fluently and starts a [`Server`].
+#[derive(Debug, Clone, Default)]
+pub struct ServerBuilder {
+    opts: Options,
+}
+
+impl ServerBuilder {
+    pub fn options(opts: Options) -> Self {
+        ServerBuilder { opts }
+    }
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.opts.host = host.into();
+        self
+    }
+    pub fn port(mut self, port: u16) -> Self {
+        self.opts.port = port;
+        self
+    }
+    pub fn auth_token(mut self, token: impl Into<String>) -> Self {
+        self.opts.auth_token = Some(token.into());
+        self
+    }
+    pub fn max_conns(mut self, n: usize) -> Self {
+        self.opts.max_conns = n;
+        self
+    }
+    pub fn max_payload(mut self, n: usize) -> Self {
+        self.opts.max_payload = n;
+        self
+    }
+    pub fn max_pending(mut self, n: usize) -> Self {
+        self.opts.max_pending = n;
+        self
+    }
+    pub fn write_deadline(mut self, d: Duration) -> Self {
+        self.opts.write_deadline = d;
+        self
+    }
+    pub fn ping_interval(mut self, d: Duration) -> Self {
+        self.opts.ping_interval = d;
+        self
+    }
+    pub fn ping_max(mut self, n: u32) -> Self {
+        self.opts.ping_max = n;
+        self
+    }
+    pub fn self_check(mut self, on: bool) -> Self {
+        self.opts.self_check = on;
+        self
+    }
+    pub async fn start(self) -> Result<Server, StartError> {
+        Server::start(self.opts).await
+    }
+}
+
+/// A running server. Dropping it does not stop it; call [`Server::shutdown`].
+#[derive(Debug)]
+pub struct Server {
+    shared: Arc<ServerShared>,
+    addr: SocketAddr,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// A builder starting from options for embedding and tests: loopback, a free port, no
+    /// monitoring, everything else at nats-mini's defaults.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::options(Options::ephemeral())
+    }
+
+    /// Binds the client listener, starts accepting, runs the self-check (unless disabled) and
+    /// returns once the server is ready.
+    pub async fn start(opts: Options) -> Result<Server, StartError> {
+        opts.validate().map_err(StartError::Options)?;
+        let listener = bind(&opts.host, opts.port).await?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Resolve(opts.host.clone(), e))?;
+        let shared = Arc::new(ServerShared::new(opts));
+        shared.info.lock().port = addr.port();
+        tracing::info!("Starting {PRODUCT} (nats-server {COMPAT_VERSION} compatible)");
+        tracing::info!("  ID: {}", shared.server_id);
+        tracing::info!("  Name: {}", shared.server_name);
+        tracing::info!(
+            "Listening for client connections on {}",
+            host_port(&addr.ip(), addr.port())
+        );
+        let accept = tokio::spawn(accept_loop(shared.clone(), listener));
+        let server = Server {
+            shared,
+            addr,
+            accept,
+        };
+        if server.shared.opts.self_check {
+            if let Err(e) = server.self_check().await {
+                server.shutdown().await;
+                return Err(StartError::SelfCheck(e));
+            }
+        }
+        server.shared.ready.store(true, Ordering::Release);
+        let urls: Vec<String> = server.client_urls();
+        tracing::info!("Server is ready: accepting clients on {}", urls.join(", "));
+        Ok(server)
+    }
+
+    /// The bound client address (with the real port).
+    pub fn client_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A URL a local client can connect to.
+    pub fn client_url(&self) -> String {
+        let ip = reachable_ip(self.addr.ip());
+        format!("nats://{}", host_port(&ip, self.addr.port()))
+    }
+
+    /// Every client URL: one per interface address when listening on all interfaces.
+    pub fn client_urls(&self) -> Vec<String> {
+        let ip = self.addr.ip();
+        if !ip.is_unspecified() {
+            return vec![format!("nats://{}", host_port(&ip, self.addr.port()))];
+        }
+        crate::netif::interface_addrs()
+            .into_iter()
+            .filter(|a| a.is_ipv4() == ip.is_ipv4() || ip.is_ipv6())
+            .filter(|a| match a {
+                IpAddr::V6(v6) => !v6.is_unicast_link_local(),
+                IpAddr::V4(_) => true,
+            })
+            .map(|a| format!("nats://{}", host_port(&a, self.addr.port())))
+            .collect()
+    }
+
+    pub fn server_id(&self) -> &str {
+        &self.shared.server_id
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        self.shared.stats.snapshot()
+    }
+
+    pub fn num_connections(&self) -> usize {
+        self.shared.num_connections()
+    }
+
+    pub fn num_subscriptions(&self) -> usize {
+        self.shared.sublist.count()
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.shared.is_ready()
+    }
+
+    /// Connects to ourselves as a client, subscribes, publishes and waits for our own message.
+    async fn self_check(&self) -> Result<(), String> {
+        let target = SocketAddr::new(reachable_ip(self.addr.ip()), self.addr.port());
+        let subject = format!("_NATS_MINI.self_check.{}", self.shared.server_id);
+        let token = self.shared.opts.auth_token.clone().unwrap_or_default();
+        let run = async {
+            let mut s = TcpStream::connect(target)
+                .await
+                .map_err(|e| format!("cannot connect to {target}: {e}"))?;
+            let mut got = Vec::new();
+            read_until(&mut s, &mut got, |b| b.windows(2).any(|w| w == b"\r\n")).await?;
+            if !got.starts_with(b"INFO ") {
+                return Err("no INFO from the server".to_string());
+            }
+            got.clear();
+            let connect = serde_json::json!({
+                "verbose": false, "pedantic": false, "name": SELF_CHECK_NAME,
+                "lang": "rust", "protocol": 1, "auth_token": token,
+            });
+            let req = format!(
+                "CONNECT {connect}\r\nSUB {subject} 1\r\nPUB {subject} 2\r\nok\r\nPING\r\n"
+            );
+            s.write_all(req.as_bytes())
+                .await
+                .map_err(|e| format!("write failed: {e}"))?;
+            let want = format!("MSG {subject} 1 2\r\nok\r\n");
+            read_until(&mut s, &mut got, |b| {
+                contains(b, want.as_bytes()) && contains(b, wire::PONG)
+            })
+            .await?;
+            Ok(())
+        };
+        tokio::time::timeout(SELF_CHECK_TIMEOUT, run)
+            .await
+            .map_err(|_| format!("no reply within {SELF_CHECK_TIMEOUT:?}"))?
+    }
+
+    /// Graceful shutdown: stop accepting, flush what every client is owed (bounded by the
+    /// write deadline), close them, and return when all are gone.
+    pub async fn shutdown(self) {
+        let s = &self.shared;
+        s.shutdown.cancel();
+        let _ = (&mut { self.accept }).await;
+        let clients: Vec<Arc<Outbound>> = s.clients.lock().values().cloned().collect();
+        for c in clients {
+            c.close(Close::silent(ClosedReason::ServerShutdown));
+        }
+        let deadline = tokio::time::Instant::now() + s.opts.write_deadline + Duration::from_secs(1);
+        while s.num_clients.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+async fn read_until(
+    s: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    done: impl Fn(&[u8]) -> bool,
+) -> Result<(), String> {
+    let mut chunk = [0u8; 4096];
+    while !done(buf) {
+        let n = s
+            .read(&mut chunk)
+            .await
+            .map_err(|e| format!("read failed: {e}"))?;
+        if n == 0 {
+            return Err(format!(
+                "connection closed by the server after {:?}",
+                String::from_utf8_lossy(buf)
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(())
+}
+
+/// The loopback address of the same family when bound to every interface.
+fn reachable_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        other => other,
+    }
+}
+
+async fn bind(host: &str, port: u16) -> Result<TcpListener, StartError> {
+    let addr = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| StartError::Resolve(host.to_string(), e))?
+        .next()
+        .ok_or_else(|| {
+            StartError::Resolve(
+                host.to_string(),
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no address"),
+            )
+        })?;
+    let bind_err = |source| StartError::Bind {
+        addr: host_port(&addr.ip(), addr.port()),
+        port,
+        source,
+    };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(bind_err)?;
+    // Restarting on the same port right after a stop must work (TIME_WAIT sockets).
+    socket.set_reuseaddr(true).map_err(bind_err)?;
+    socket.bind(addr).map_err(bind_err)?;
+    socket.listen(4096).map_err(bind_err)
+}
+
+async fn accept_loop(srv: Arc<ServerShared>, listener: TcpListener) {
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let accepted = tokio::select! {
+            _ = srv.shutdown.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                backoff = Duration::from_millis(10);
+                let cid = srv.next_cid.fetch_add(1, Ordering::Relaxed);
+                if srv.num_clients.load(Ordering::Acquire) >= srv.opts.max_conns {
+                    tokio::spawn(reject_max_conns(srv.clone(), stream, peer, cid));
+                    continue;
+                }
+                srv.num_clients.fetch_add(1, Ordering::AcqRel);
+                srv.stats.total_connections.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(client::serve(srv.clone(), stream, peer, cid));
+            }
+            Err(e) => {
+                // Typically EMFILE: back off instead of spinning (nats-server does the same).
+                tracing::error!(
+                    "Temporary Client Accept Error({e}), sleeping {}ms",
+                    backoff.as_millis()
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// Over `max_conns`: the client still gets INFO (so it can parse the error), then the error.
+async fn reject_max_conns(
+    srv: Arc<ServerShared>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    cid: u64,
+) {
+    let mut info = srv.client_info();
+    info.client_id = cid;
+    info.client_ip = peer.ip().to_string();
+    let mut buf = Vec::new();
+    info.encode(&mut buf);
+    wire::err(&mut buf, "maximum connections exceeded");
+    tracing::error!("{peer} - cid:{cid} - maximum connections exceeded");
+    let _ = tokio::time::timeout(srv.opts.write_deadline, async {
+        stream.write_all(&buf).await?;
+        stream.shutdown().await
+    })
+    .await;
+}

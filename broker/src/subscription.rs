@@ -1,0 +1,62 @@
+//! A client's subscription, as stored in the subject index and in its connection's sid map.
+
+use crate::conn::outbound::Outbound;
+use crate::sublist::Subscriber;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+#[derive(Debug)]
+pub struct Subscription {
+    /// The subscribing connection's outbound queue: where deliveries go.
+    pub client: Arc<Outbound>,
+    pub cid: u64,
+    pub subject: Box<[u8]>,
+    pub queue: Option<Box<[u8]>>,
+    pub sid: Box<[u8]>,
+    /// `UNSUB sid max`: deliver this many messages in total, then unsubscribe (0 = no limit).
+    pub max: AtomicU64,
+    /// Messages delivered so far (`UNSUB max` compares against it, monitoring shows it).
+    pub delivered: AtomicU64,
+    /// Set exactly once by whoever removes the subscription (its owner or the producer that
+    /// delivered the last allowed message), so only one party touches the index.
+    pub removed: AtomicBool,
+}
+
+impl Subscription {
+    pub fn new(
+        client: Arc<Outbound>,
+        cid: u64,
+        subject: &[u8],
+        queue: Option<&[u8]>,
+        sid: &[u8],
+    ) -> Self {
+        Subscription {
+            client,
+            cid,
+            subject: subject.into(),
+            queue: queue.map(Into::into),
+            sid: sid.into(),
+            max: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            removed: AtomicBool::new(false),
+        }
+    }
+
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Acquire)
+    }
+
+    /// Claims the removal; true for exactly one caller.
+    pub fn claim_removal(&self) -> bool {
+        !self.removed.swap(true, Ordering::AcqRel)
+    }
+}
+
+impl Subscriber for Subscription {
+    fn subject(&self) -> &[u8] {
+        &self.subject
+    }
+    fn queue(&self) -> Option<&[u8]> {
+        self.queue.as_deref()
+    }
+}
