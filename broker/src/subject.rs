@@ -11,7 +11,7 @@
 //!   because it separates protocol arguments; every other byte, UTF-8 or not, is allowed and
 //!   compared exactly (case-sensitive).
 //!
-//! [`matches`] is deliberately naive: it is the specification the trie in
+//! [`matches()`] is deliberately naive: it is the specification the trie in
 //! [`sublist`](crate::sublist) is tested against, and the fallback for one-off checks such as
 //! permissions. It never allocates.
 //!
