@@ -126,7 +126,9 @@ impl Outbound {
         q.closing = Some(close);
         if close.reason.flushes() {
             if let Some(text) = close.err {
+                let before = q.buf.len();
                 crate::proto::wire::err(&mut q.buf, text);
+                q.pending += q.buf.len() - before;
             }
         } else {
             q.buf = Vec::new();
@@ -171,7 +173,7 @@ impl Outbound {
             }
             let n = spare.len();
             let res = tokio::select! {
-                r = tokio::time::timeout(deadline, sink.write_all(&spare)) => r,
+                r = write_with_deadline(&mut sink, &spare, deadline) => r,
                 _ = self.abort.cancelled() => break,
             };
             match res {
@@ -197,6 +199,23 @@ impl Outbound {
         }
         let _ = tokio::time::timeout(deadline, sink.shutdown()).await;
     }
+}
+
+/// Writes all of `buf`, allowing each individual write `deadline` to make progress: the deadline
+/// bounds how long a socket may stay blocked, not how long a large backlog takes to drain.
+async fn write_with_deadline<W: tokio::io::AsyncWrite + Unpin>(
+    sink: &mut W,
+    mut buf: &[u8],
+    deadline: Duration,
+) -> Result<std::io::Result<()>, tokio::time::error::Elapsed> {
+    while !buf.is_empty() {
+        match tokio::time::timeout(deadline, sink.write(buf)).await? {
+            Ok(0) => return Ok(Err(std::io::ErrorKind::WriteZero.into())),
+            Ok(n) => buf = &buf[n..],
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    Ok(Ok(()))
 }
 
 #[cfg(test)]

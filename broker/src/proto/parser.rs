@@ -589,3 +589,359 @@ fn strip_cr(s: &[u8]) -> &[u8] {
         _ => s,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// An op as the handler saw it, owned, for comparisons.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Seen {
+        Connect(Vec<u8>),
+        PubLine(Vec<u8>),
+        Msg(Vec<u8>, Vec<u8>, usize, Vec<u8>),
+        Sub(Vec<u8>, Option<Vec<u8>>, Vec<u8>),
+        Unsub(Vec<u8>, i64),
+        Ping,
+        Pong,
+        Err(Vec<u8>),
+        Info(Vec<u8>),
+    }
+
+    #[derive(Default)]
+    struct Recorder {
+        seen: Vec<Seen>,
+        headers: bool,
+    }
+
+    impl Handler for Recorder {
+        type Error = ();
+        fn on_connect(&mut self, json: &[u8]) -> Result<bool, ()> {
+            self.seen.push(Seen::Connect(json.to_vec()));
+            Ok(self.headers)
+        }
+        fn on_pub_line(&mut self, subject: &[u8]) -> Result<(), ()> {
+            self.seen.push(Seen::PubLine(subject.to_vec()));
+            Ok(())
+        }
+        fn on_msg(&mut self, s: &[u8], r: &[u8], h: usize, d: &[u8]) -> Result<(), ()> {
+            self.seen
+                .push(Seen::Msg(s.to_vec(), r.to_vec(), h, d.to_vec()));
+            Ok(())
+        }
+        fn on_sub(&mut self, s: &[u8], q: Option<&[u8]>, sid: &[u8]) -> Result<(), ()> {
+            self.seen
+                .push(Seen::Sub(s.to_vec(), q.map(<[u8]>::to_vec), sid.to_vec()));
+            Ok(())
+        }
+        fn on_unsub(&mut self, sid: &[u8], max: i64) -> Result<(), ()> {
+            self.seen.push(Seen::Unsub(sid.to_vec(), max));
+            Ok(())
+        }
+        fn on_ping(&mut self) -> Result<(), ()> {
+            self.seen.push(Seen::Ping);
+            Ok(())
+        }
+        fn on_pong(&mut self) -> Result<(), ()> {
+            self.seen.push(Seen::Pong);
+            Ok(())
+        }
+        fn on_err(&mut self, t: &[u8]) -> Result<(), ()> {
+            self.seen.push(Seen::Err(t.to_vec()));
+            Ok(())
+        }
+        fn on_info(&mut self, j: &[u8]) -> Result<(), ()> {
+            self.seen.push(Seen::Info(j.to_vec()));
+            Ok(())
+        }
+    }
+
+    fn parse_chunks(chunks: &[&[u8]], headers: bool) -> (Vec<Seen>, Option<ProtoError>) {
+        let mut p = Parser::new(4096, 1 << 20);
+        p.headers = headers;
+        let mut r = Recorder {
+            headers,
+            ..Recorder::default()
+        };
+        for c in chunks {
+            if let Err(e) = p.parse(c, &mut r) {
+                let e = match e {
+                    ParseStop::Proto(e) => Some(e),
+                    ParseStop::Handler(()) => None,
+                };
+                return (r.seen, e);
+            }
+        }
+        (r.seen, None)
+    }
+
+    fn parse_all(input: &[u8]) -> (Vec<Seen>, Option<ProtoError>) {
+        parse_chunks(&[input], true)
+    }
+
+    fn b(s: &str) -> Vec<u8> {
+        s.as_bytes().to_vec()
+    }
+
+    #[test]
+    fn every_op() {
+        let input = b"CONNECT {\"verbose\":false}\r\nSUB foo 1\r\nSUB bar q 2\r\nPUB foo 5\r\nhello\r\n\
+PUB foo reply.x 0\r\n\r\nHPUB foo 12 14\r\nNATS/1.0\r\n\r\nhi\r\nHPUB foo r 12 12\r\nNATS/1.0\r\n\r\n\r\n\
+UNSUB 1\r\nUNSUB 2 10\r\nPING\r\nPONG\r\n+OK\r\nINFO {}\r\n-ERR 'x'\r\n";
+        let (seen, err) = parse_all(input);
+        assert_eq!(err, None);
+        assert_eq!(
+            seen,
+            vec![
+                Seen::Connect(b("{\"verbose\":false}")),
+                Seen::Sub(b("foo"), None, b("1")),
+                Seen::Sub(b("bar"), Some(b("q")), b("2")),
+                Seen::PubLine(b("foo")),
+                Seen::Msg(b("foo"), b(""), 0, b("hello")),
+                Seen::PubLine(b("foo")),
+                Seen::Msg(b("foo"), b("reply.x"), 0, b("")),
+                Seen::PubLine(b("foo")),
+                Seen::Msg(b("foo"), b(""), 12, b("NATS/1.0\r\n\r\nhi")),
+                Seen::PubLine(b("foo")),
+                Seen::Msg(b("foo"), b("r"), 12, b("NATS/1.0\r\n\r\n")),
+                Seen::Unsub(b("1"), -1),
+                Seen::Unsub(b("2"), 10),
+                Seen::Ping,
+                Seen::Pong,
+                Seen::Info(b("{}")),
+                Seen::Err(b("'x'")),
+            ]
+        );
+    }
+
+    #[test]
+    fn ops_are_case_insensitive_and_blanks_are_spaces_or_tabs() {
+        let (seen, err) =
+            parse_all(b"sub\tfoo  \t q 1\r\nPuB foo\t2\r\nok\r\npInG\r\nPINGxyz\r\nCONNECT{}\n");
+        assert_eq!(err, None);
+        assert_eq!(
+            seen,
+            vec![
+                Seen::Sub(b("foo"), Some(b("q")), b("1")),
+                Seen::PubLine(b("foo")),
+                Seen::Msg(b("foo"), b(""), 0, b("ok")),
+                Seen::Ping,
+                Seen::Ping,
+                Seen::Connect(b("{}")),
+            ]
+        );
+    }
+
+    #[test]
+    fn splitting_at_every_offset_gives_the_same_ops() {
+        let input: &[u8] =
+            b"CONNECT {\"headers\":true}\r\nSUB foo.* q 7\r\nPUB foo.bar r 11\r\nhello world\r\n\
+HPUB a 12 15\r\nNATS/1.0\r\n\r\nabc\r\nPING\r\nUNSUB 7 3\r\n";
+        let whole = parse_all(input);
+        assert_eq!(whole.1, None);
+        for i in 0..=input.len() {
+            for j in i..=input.len() {
+                let got = parse_chunks(&[&input[..i], &input[i..j], &input[j..]], true);
+                assert_eq!(got, whole, "split at {i},{j}");
+            }
+        }
+        let bytes: Vec<&[u8]> = input.chunks(1).collect();
+        assert_eq!(parse_chunks(&bytes, true), whole);
+    }
+
+    #[test]
+    fn unknown_op_is_rejected_at_the_bad_byte() {
+        assert_eq!(parse_all(b"FOO").1, Some(ProtoError::UnknownOp));
+        assert_eq!(parse_all(b"PUX").1, Some(ProtoError::UnknownOp));
+        assert_eq!(parse_all(b" PING\r\n").1, Some(ProtoError::UnknownOp));
+        assert_eq!(parse_all(b"MSG foo 1 1\r\n").1, Some(ProtoError::UnknownOp));
+        assert_eq!(parse_all(b"PUBfoo 1\r\n").1, Some(ProtoError::UnknownOp));
+        assert_eq!(parse_all(b"UNSUB\r\n").1, Some(ProtoError::UnknownOp));
+        assert_eq!(parse_all(b"SUB").1, None, "incomplete is not an error");
+    }
+
+    #[test]
+    fn payload_must_end_with_crlf() {
+        assert_eq!(
+            parse_all(b"PUB foo 2\r\nabc\r\n").1,
+            Some(ProtoError::UnknownOp)
+        );
+        assert_eq!(
+            parse_all(b"PUB foo 2\r\nab\rx").1,
+            Some(ProtoError::UnknownOp)
+        );
+        assert_eq!(
+            parse_chunks(&[b"PUB foo 2\r\na", b"bX"], true).1,
+            Some(ProtoError::UnknownOp)
+        );
+    }
+
+    #[test]
+    fn malformed_arguments_are_bad_args() {
+        for input in [
+            &b"PUB foo\r\n"[..],
+            b"PUB a b c 1\r\n",
+            b"PUB foo x\r\n",
+            b"PUB foo -1\r\n",
+            b"PUB foo 1234567890\r\n",
+            b"SUB foo\r\n",
+            b"SUB a b c d\r\n",
+            b"UNSUB \r\n",
+            b"UNSUB 1 2 3\r\n",
+            b"HPUB foo 5 2\r\n",
+            b"HPUB foo 2\r\n",
+        ] {
+            assert_eq!(parse_all(input).1, Some(ProtoError::BadArgs), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn hpub_needs_headers() {
+        assert_eq!(
+            parse_chunks(&[b"HPUB foo 12 14\r\n"], false).1,
+            Some(ProtoError::HeadersNotSupported)
+        );
+    }
+
+    #[test]
+    fn limits() {
+        let mut p = Parser::new(10, 5);
+        let mut r = Recorder::default();
+        assert!(matches!(
+            p.parse(b"PUB foo 6\r\n", &mut r),
+            Err(ParseStop::Proto(ProtoError::MaxPayload))
+        ));
+        let mut p = Parser::new(10, 5);
+        assert!(
+            p.parse(b"SUB 0123456789", &mut r).is_ok(),
+            "exactly the limit"
+        );
+        assert!(matches!(
+            p.parse(b"X", &mut r),
+            Err(ParseStop::Proto(ProtoError::MaxControlLine))
+        ));
+        let mut p = Parser::new(10, 5);
+        assert!(matches!(
+            p.parse(b"SUB 0123456789X\r\n", &mut r),
+            Err(ParseStop::Proto(ProtoError::MaxControlLine))
+        ));
+        // PING ignores everything up to the newline and buffers nothing.
+        let mut p = Parser::new(10, 5);
+        assert!(p.parse(b"PING", &mut r).is_ok());
+        assert!(p.parse(&[b'x'; 10_000], &mut r).is_ok());
+    }
+
+    #[test]
+    fn auth_requires_connect_first() {
+        let mut p = Parser::new(4096, 1024);
+        p.awaiting_connect = true;
+        let mut r = Recorder::default();
+        assert!(matches!(
+            p.parse(b"PING\r\n", &mut r),
+            Err(ParseStop::Proto(ProtoError::AuthViolation))
+        ));
+        let mut p = Parser::new(4096, 1024);
+        p.awaiting_connect = true;
+        assert!(p.parse(b"connect {}\r\nPING\r\n", &mut r).is_ok());
+        assert!(!p.awaiting_connect);
+    }
+
+    #[test]
+    fn client_hmsg_is_an_empty_message() {
+        let (seen, err) = parse_all(b"HMSG foo 1 0 0\r\n\r\nPING\r\n");
+        assert_eq!(err, None);
+        assert_eq!(seen, vec![Seen::Msg(vec![], vec![], 0, vec![]), Seen::Ping]);
+        assert_eq!(
+            parse_all(b"HMSG foo 1 0 0\r\nPING\r\n").1,
+            Some(ProtoError::UnknownOp)
+        );
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size(b"0"), 0);
+        assert_eq!(parse_size(b"123"), 123);
+        assert_eq!(parse_size(b"999999999"), 999_999_999);
+        assert_eq!(parse_size(b"1000000000"), -1);
+        assert_eq!(parse_size(b""), -1);
+        assert_eq!(parse_size(b"1a"), -1);
+    }
+
+    fn token() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9_]{1,8}"
+    }
+
+    fn op() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            (token(), proptest::option::of(token()), 1u32..1000).prop_map(|(s, q, sid)| {
+                match q {
+                    Some(q) => format!("SUB {s} {q} {sid}\r\n").into_bytes(),
+                    None => format!("sub {s}\t{sid}\r\n").into_bytes(),
+                }
+            }),
+            (
+                token(),
+                proptest::option::of(token()),
+                proptest::collection::vec(any::<u8>(), 0..300)
+            )
+                .prop_map(|(s, r, payload)| {
+                    let mut v = match r {
+                        Some(r) => format!("PUB {s} {r} {}\r\n", payload.len()),
+                        None => format!("PUB {s} {}\r\n", payload.len()),
+                    }
+                    .into_bytes();
+                    v.extend_from_slice(&payload);
+                    v.extend_from_slice(b"\r\n");
+                    v
+                }),
+            (token(), proptest::collection::vec(any::<u8>(), 0..100)).prop_map(|(s, payload)| {
+                let hdr = b"NATS/1.0\r\nA: b\r\n\r\n";
+                let mut v = format!("HPUB {s} {} {}\r\n", hdr.len(), hdr.len() + payload.len())
+                    .into_bytes();
+                v.extend_from_slice(hdr);
+                v.extend_from_slice(&payload);
+                v.extend_from_slice(b"\r\n");
+                v
+            }),
+            (1u32..100, proptest::option::of(0u32..10)).prop_map(|(sid, m)| match m {
+                Some(m) => format!("UNSUB {sid} {m}\r\n").into_bytes(),
+                None => format!("UNSUB {sid}\r\n").into_bytes(),
+            }),
+            Just(b"PING\r\n".to_vec()),
+            Just(b"PONG\r\n".to_vec()),
+            Just(b"CONNECT {\"verbose\":false,\"headers\":true}\r\n".to_vec()),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn random_splits_of_a_valid_stream_parse_identically(
+            ops in proptest::collection::vec(op(), 1..20),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..12),
+        ) {
+            let input: Vec<u8> = ops.concat();
+            let whole = parse_all(&input);
+            prop_assert_eq!(&whole.1, &None);
+            let mut points: Vec<usize> = cuts.iter().map(|c| c.index(input.len() + 1)).collect();
+            points.sort_unstable();
+            let mut chunks = Vec::new();
+            let mut last = 0;
+            for p in points {
+                chunks.push(&input[last..p]);
+                last = p;
+            }
+            chunks.push(&input[last..]);
+            prop_assert_eq!(parse_chunks(&chunks, true), whole);
+        }
+
+        #[test]
+        fn arbitrary_input_never_panics(
+            input in proptest::collection::vec(any::<u8>(), 0..512),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let c = cut.index(input.len() + 1);
+            let _ = parse_chunks(&[&input[..c], &input[c..]], true);
+        }
+    }
+}
