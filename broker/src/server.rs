@@ -59,6 +59,9 @@ pub struct ServerShared {
     info: Mutex<Info>,
     shutdown: CancellationToken,
     ready: AtomicBool,
+    /// Signalled when the self-check's own connection has been unregistered, so `start`
+    /// returns only once it no longer counts against `max_conns`.
+    self_check_closed: tokio::sync::Notify,
     pub start: SystemTime,
 }
 
@@ -95,6 +98,7 @@ impl ServerShared {
             info: Mutex::new(info),
             shutdown: CancellationToken::new(),
             ready: AtomicBool::new(false),
+            self_check_closed: tokio::sync::Notify::new(),
             start: SystemTime::now(),
             opts,
         }
@@ -120,6 +124,7 @@ impl ServerShared {
         self.num_clients.fetch_sub(1, Ordering::AcqRel);
         if self_check {
             self.stats.total_connections.fetch_sub(1, Ordering::Relaxed);
+            self.self_check_closed.notify_one();
             return;
         }
         match reason {
@@ -360,6 +365,9 @@ impl Server {
                 contains(b, want.as_bytes()) && contains(b, wire::PONG)
             })
             .await?;
+            // Close our side and wait until the server has forgotten the connection.
+            drop(s);
+            self.shared.self_check_closed.notified().await;
             Ok(())
         };
         tokio::time::timeout(SELF_CHECK_TIMEOUT, run)

@@ -38,6 +38,20 @@ const L1_MAX: usize = 512;
 /// The client name the startup self-check connects with; its traffic is not counted.
 pub const SELF_CHECK_NAME: &str = "__nats_mini_self_check";
 
+/// nats-server (Go's encoding/json) treats `null` like an absent field; clients such as
+/// async-nats send `"name":null`. These read `null` as the field's default.
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+fn null_as_true<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(Option::<bool>::deserialize(d)?.unwrap_or(true))
+}
+
 fn yes() -> bool {
     true
 }
@@ -46,23 +60,23 @@ fn yes() -> bool {
 /// (verbose, pedantic and echo on); unknown fields are ignored.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ConnectOpts {
-    #[serde(default = "yes")]
+    #[serde(default = "yes", deserialize_with = "null_as_true")]
     pub verbose: bool,
-    #[serde(default = "yes")]
+    #[serde(default = "yes", deserialize_with = "null_as_true")]
     pub pedantic: bool,
-    #[serde(default = "yes")]
+    #[serde(default = "yes", deserialize_with = "null_as_true")]
     pub echo: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub headers: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub no_responders: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub protocol: i64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub lang: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub version: String,
     #[serde(default)]
     pub user: Option<String>,
