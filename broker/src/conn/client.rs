@@ -13,7 +13,7 @@ use crate::conn::outbound::{Enqueued, Outbound};
 use crate::error::ClosedReason;
 use crate::options::FIRST_PING_DELAY;
 use crate::proto::wire;
-use crate::proto::{Handler, ParseStop, Parser, ProtoError};
+use crate::proto::{Handler, Msg, ParseStop, Parser, ProtoError};
 use crate::server::ServerShared;
 use crate::stats::BatchStats;
 use crate::subject;
@@ -23,6 +23,7 @@ use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -231,35 +232,23 @@ impl ClientConn {
 
     /// Appends one message to `sub`'s connection. Returns whether it was delivered.
     #[inline]
-    fn deliver(
-        &mut self,
-        sub: &Arc<Subscription>,
-        subject: &[u8],
-        reply: &[u8],
-        hdr_len: usize,
-        data: &[u8],
-    ) -> bool {
+    fn deliver(&mut self, sub: &Arc<Subscription>, m: &Msg<'_>) -> bool {
         if sub.is_removed() {
             return false;
         }
-        let n = sub
-            .delivered
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            + 1;
-        let max = sub.max.load(std::sync::atomic::Ordering::Relaxed);
+        let n = sub.delivered.fetch_add(1, Ordering::Relaxed) + 1;
+        let max = sub.max.load(Ordering::Relaxed);
         if max > 0 && n > max {
             return false;
         }
         let receiver = &sub.client;
-        let with_headers = receiver.headers.load(std::sync::atomic::Ordering::Relaxed);
-        let size = if hdr_len > 0 && !with_headers {
-            data.len() - hdr_len
+        let with_headers = receiver.headers.load(Ordering::Relaxed);
+        let size = if m.hdr_len > 0 && !with_headers {
+            m.data.len() - m.hdr_len
         } else {
-            data.len()
+            m.data.len()
         };
-        let res = receiver.enqueue(Some(size), |b| {
-            wire::msg(b, subject, &sub.sid, reply, hdr_len, data, with_headers)
-        });
+        let res = receiver.enqueue(Some(size), |b| wire::msg(b, m, &sub.sid, with_headers));
         if max > 0 && n == max && sub.claim_removal() {
             self.srv.remove_subscription(sub);
         }
@@ -277,14 +266,14 @@ impl ClientConn {
     }
 
     /// Routes one published message to every matching subscription.
-    fn process_msg(&mut self, subject: &[u8], reply: &[u8], hdr_len: usize, data: &[u8]) {
-        let result = self.lookup(subject);
+    fn process_msg(&mut self, m: &Msg<'_>) {
+        let result = self.lookup(m.subject);
         let mut delivered = false;
         for sub in &result.plain {
             if !self.opts.echo && sub.cid == self.cid {
                 continue;
             }
-            delivered |= self.deliver(sub, subject, reply, hdr_len, data);
+            delivered |= self.deliver(sub, m);
         }
         for group in &result.queues {
             let n = group.members.len();
@@ -297,14 +286,14 @@ impl ClientConn {
                 if !self.opts.echo && sub.cid == self.cid {
                     continue;
                 }
-                if self.deliver(sub, subject, reply, hdr_len, data) {
+                if self.deliver(sub, m) {
                     delivered = true;
                     break;
                 }
             }
         }
-        if !delivered && !reply.is_empty() && self.opts.no_responders && self.opts.headers {
-            self.no_responders(subject, reply);
+        if !delivered && !m.reply.is_empty() && self.opts.no_responders && self.opts.headers {
+            self.no_responders(m.subject, m.reply);
         }
     }
 
@@ -358,8 +347,7 @@ impl Handler for ClientConn {
     type Error = Close;
 
     fn on_connect(&mut self, json: &[u8]) -> Result<bool, Close> {
-        let opts: ConnectOpts = serde_json::from_slice(json)
-            .map_err(|_| Close::silent(ClosedReason::ProtocolViolation))?;
+        let opts: ConnectOpts = parse_json_object(json)?;
         let auth_violation = Close::with_err(
             ClosedReason::AuthenticationViolation,
             "Authorization Violation",
@@ -388,9 +376,7 @@ impl Handler for ClientConn {
                 "no responders requires headers support",
             ));
         }
-        self.out
-            .headers
-            .store(opts.headers, std::sync::atomic::Ordering::Relaxed);
+        self.out.headers.store(opts.headers, Ordering::Relaxed);
         self.is_self_check = opts.name == SELF_CHECK_NAME;
         if !self.connected {
             tracing::debug!(
@@ -419,20 +405,14 @@ impl Handler for ClientConn {
         Ok(())
     }
 
-    fn on_msg(
-        &mut self,
-        subject: &[u8],
-        reply: &[u8],
-        hdr_len: usize,
-        data: &[u8],
-    ) -> Result<(), Close> {
+    fn on_msg(&mut self, m: &Msg<'_>) -> Result<(), Close> {
         self.batch.in_msgs += 1;
-        self.batch.in_bytes += data.len() as u64;
+        self.batch.in_bytes += m.data.len() as u64;
         if self.opts.verbose {
             self.send_self(wire::OK);
         }
-        if !subject.is_empty() {
-            self.process_msg(subject, reply, hdr_len, data);
+        if !m.subject.is_empty() {
+            self.process_msg(m);
         }
         Ok(())
     }
@@ -468,12 +448,11 @@ impl Handler for ClientConn {
 
     fn on_unsub(&mut self, sid: &[u8], max: i64) -> Result<(), Close> {
         if let Some(sub) = self.subs.get(sid) {
-            let delivered = sub.delivered.load(std::sync::atomic::Ordering::Relaxed);
+            let delivered = sub.delivered.load(Ordering::Relaxed);
             if sub.is_removed() {
                 self.subs.remove(sid);
             } else if max > 0 && max as u64 > delivered {
-                sub.max
-                    .store(max as u64, std::sync::atomic::Ordering::Relaxed);
+                sub.max.store(max as u64, Ordering::Relaxed);
             } else {
                 self.unsubscribe(sid);
             }
@@ -505,6 +484,11 @@ impl Handler for ClientConn {
         Ok(())
     }
 
+    fn on_info(&mut self, json: &[u8]) -> Result<(), Close> {
+        // A client's INFO is ignored, but it must be well-formed JSON, or the connection closes.
+        parse_json_object::<serde::de::IgnoredAny>(json).map(|_| ())
+    }
+
     fn on_err(&mut self, text: &[u8]) -> Result<(), Close> {
         tracing::error!(
             "{} - cid:{} - Client Error {}",
@@ -514,6 +498,21 @@ impl Handler for ClientConn {
         );
         Err(Close::silent(ClosedReason::ParseError))
     }
+}
+
+/// Decodes a JSON object the way Go's encoding/json fills a struct: `null` leaves the defaults,
+/// anything but an object (an array, a string) is an error. Errors close the connection
+/// silently, as nats-server does.
+fn parse_json_object<T: serde::de::DeserializeOwned + Default>(json: &[u8]) -> Result<T, Close> {
+    let bad = Close::silent(ClosedReason::ProtocolViolation);
+    let trimmed = json.trim_ascii();
+    if trimmed == b"null" {
+        return Ok(T::default());
+    }
+    if trimmed.first() != Some(&b'{') {
+        return Err(bad);
+    }
+    serde_json::from_slice(trimmed).map_err(|_| bad)
 }
 
 fn proto_close(e: ProtoError) -> Close {

@@ -9,4 +9,4 @@
 pub mod parser;
 pub mod wire;
 
-pub use parser::{Handler, ParseStop, Parser, ProtoError};
+pub use parser::{Handler, Msg, ParseStop, Parser, ProtoError};

@@ -56,16 +56,9 @@ pub trait Handler {
     /// A `PUB`/`HPUB` line is complete (payload not yet read): the place for checks that
     /// nats-server makes before the payload, such as pedantic subject validation.
     fn on_pub_line(&mut self, subject: &[u8]) -> Result<(), Self::Error>;
-    /// A complete message. `hdr_len` is 0 for `PUB`; `data` holds headers then payload.
-    /// An empty `subject` marks the odd `HMSG` a client may send, which nats-server accepts
-    /// and drops.
-    fn on_msg(
-        &mut self,
-        subject: &[u8],
-        reply: &[u8],
-        hdr_len: usize,
-        data: &[u8],
-    ) -> Result<(), Self::Error>;
+    /// A complete message. An empty `subject` marks the odd `HMSG` a client may send, which
+    /// nats-server accepts and drops.
+    fn on_msg(&mut self, msg: &Msg<'_>) -> Result<(), Self::Error>;
     fn on_sub(
         &mut self,
         subject: &[u8],
@@ -83,6 +76,22 @@ pub trait Handler {
     fn on_info(&mut self, _json: &[u8]) -> Result<(), Self::Error> {
         Ok(())
     }
+}
+
+/// A published message as it arrived, borrowed from the read buffer (or the parser's scratch
+/// space when it was split across reads).
+#[derive(Debug, Clone, Copy)]
+pub struct Msg<'a> {
+    pub subject: &'a [u8],
+    /// Empty when the message has no reply subject.
+    pub reply: &'a [u8],
+    /// Length of the header block (0 for `PUB`); `data` holds headers then payload.
+    pub hdr_len: usize,
+    pub data: &'a [u8],
+    /// The size fields exactly as the publisher wrote them: nats-server copies them into the
+    /// `MSG`/`HMSG` lines it delivers (`PUB foo 02` is delivered as `MSG foo 1 02`).
+    pub hdr_text: &'a [u8],
+    pub size_text: &'a [u8],
 }
 
 /// The ops a client may send.
@@ -151,6 +160,8 @@ enum State {
 struct PendingMsg {
     subject: Vec<u8>,
     reply: Vec<u8>,
+    hdr_text: Vec<u8>,
+    size_text: Vec<u8>,
     hdr_len: usize,
     size: usize,
     data: Vec<u8>,
@@ -391,7 +402,14 @@ impl Parser {
                     i += 1;
                     self.state = State::Start;
                     let m = std::mem::take(&mut self.msg);
-                    let r = h.on_msg(&m.subject, &m.reply, m.hdr_len, &m.data);
+                    let r = h.on_msg(&Msg {
+                        subject: &m.subject,
+                        reply: &m.reply,
+                        hdr_len: m.hdr_len,
+                        data: &m.data,
+                        hdr_text: &m.hdr_text,
+                        size_text: &m.size_text,
+                    });
                     self.recycle_msg(m);
                     r.map_err(ParseStop::Handler)?;
                 }
@@ -408,6 +426,8 @@ impl Parser {
         m.data.clear();
         m.subject.clear();
         m.reply.clear();
+        m.hdr_text.clear();
+        m.size_text.clear();
         self.msg = m;
     }
 
@@ -494,54 +514,80 @@ impl Parser {
             }
             Op::Pub => {
                 let mut a = [&b""[..]; 3];
-                let (subject, reply, size) = match split_args(arg, PUB_SEPS, &mut a) {
-                    Some(2) => (a[0], &b""[..], parse_size(a[1])),
-                    Some(3) => (a[0], a[1], parse_size(a[2])),
+                let (subject, reply, size_text) = match split_args(arg, PUB_SEPS, &mut a) {
+                    Some(2) => (a[0], &b""[..], a[1]),
+                    Some(3) => (a[0], a[1], a[2]),
                     _ => return Err(ProtoError::BadArgs.into()),
                 };
+                let size = parse_size(size_text);
                 if size < 0 {
                     return Err(ProtoError::BadArgs.into());
                 }
-                self.payload(subject, reply, 0, size as usize, buf, next, h)
+                let line = Line {
+                    subject,
+                    reply,
+                    hdr_len: 0,
+                    size: size as usize,
+                    hdr_text: b"",
+                    size_text,
+                };
+                self.payload(line, buf, next, h)
             }
             Op::HPub => {
                 if !self.headers {
                     return Err(ProtoError::HeadersNotSupported.into());
                 }
                 let mut a = [&b""[..]; 4];
-                let (subject, reply, hdr, size) = match split_args(arg, PUB_SEPS, &mut a) {
-                    Some(3) => (a[0], &b""[..], parse_size(a[1]), parse_size(a[2])),
-                    Some(4) => (a[0], a[1], parse_size(a[2]), parse_size(a[3])),
+                let (subject, reply, hdr_text, size_text) = match split_args(arg, PUB_SEPS, &mut a)
+                {
+                    Some(3) => (a[0], &b""[..], a[1], a[2]),
+                    Some(4) => (a[0], a[1], a[2], a[3]),
                     _ => return Err(ProtoError::BadArgs.into()),
                 };
+                let (hdr, size) = (parse_size(hdr_text), parse_size(size_text));
                 if hdr < 0 || size < 0 || hdr > size {
                     return Err(ProtoError::BadArgs.into());
                 }
-                self.payload(subject, reply, hdr as usize, size as usize, buf, next, h)
+                let line = Line {
+                    subject,
+                    reply,
+                    hdr_len: hdr as usize,
+                    size: size as usize,
+                    hdr_text,
+                    size_text,
+                };
+                self.payload(line, buf, next, h)
             }
             // A client's HMSG is consumed as an empty message (nats-server's behaviour).
-            Op::HMsg => self.payload(b"", b"", 0, 0, buf, next, h),
+            Op::HMsg => {
+                let line = Line {
+                    subject: b"",
+                    reply: b"",
+                    hdr_len: 0,
+                    size: 0,
+                    hdr_text: b"",
+                    size_text: b"0",
+                };
+                self.payload(line, buf, next, h)
+            }
             Op::Ping | Op::Pong | Op::Ok => Ok(next),
         }
     }
 
     /// Reads the payload of a message whose control line is complete.
-    #[allow(clippy::too_many_arguments)]
     fn payload<H: Handler>(
         &mut self,
-        subject: &[u8],
-        reply: &[u8],
-        hdr_len: usize,
-        size: usize,
+        line: Line<'_>,
         buf: &[u8],
         next: usize,
         h: &mut H,
     ) -> Result<usize, ParseStop<H::Error>> {
+        let size = line.size;
         if size > self.max_payload {
             return Err(ProtoError::MaxPayload.into());
         }
-        if !subject.is_empty() {
-            h.on_pub_line(subject).map_err(ParseStop::Handler)?;
+        if !line.subject.is_empty() {
+            h.on_pub_line(line.subject).map_err(ParseStop::Handler)?;
         }
         let avail = buf.len() - next;
         if avail >= size + 2 {
@@ -549,17 +595,29 @@ impl Parser {
             if buf[next + size] != b'\r' || buf[next + size + 1] != b'\n' {
                 return Err(ProtoError::UnknownOp.into());
             }
-            h.on_msg(subject, reply, hdr_len, &buf[next..next + size])
-                .map_err(ParseStop::Handler)?;
+            h.on_msg(&Msg {
+                subject: line.subject,
+                reply: line.reply,
+                hdr_len: line.hdr_len,
+                data: &buf[next..next + size],
+                hdr_text: line.hdr_text,
+                size_text: line.size_text,
+            })
+            .map_err(ParseStop::Handler)?;
             return Ok(next + size + 2);
         }
         // Split message: copy what we have (once) and continue on the next read.
         let m = &mut self.msg;
-        m.subject.clear();
-        m.subject.extend_from_slice(subject);
-        m.reply.clear();
-        m.reply.extend_from_slice(reply);
-        m.hdr_len = hdr_len;
+        for (dst, src) in [
+            (&mut m.subject, line.subject),
+            (&mut m.reply, line.reply),
+            (&mut m.hdr_text, line.hdr_text),
+            (&mut m.size_text, line.size_text),
+        ] {
+            dst.clear();
+            dst.extend_from_slice(src);
+        }
+        m.hdr_len = line.hdr_len;
         m.size = size;
         m.data.clear();
         m.data.reserve(size);
@@ -581,6 +639,16 @@ impl Parser {
         }
         Ok(i)
     }
+}
+
+/// The parsed control line of a `PUB`/`HPUB`.
+struct Line<'a> {
+    subject: &'a [u8],
+    reply: &'a [u8],
+    hdr_len: usize,
+    size: usize,
+    hdr_text: &'a [u8],
+    size_text: &'a [u8],
 }
 
 fn strip_cr(s: &[u8]) -> &[u8] {
@@ -625,9 +693,13 @@ mod tests {
             self.seen.push(Seen::PubLine(subject.to_vec()));
             Ok(())
         }
-        fn on_msg(&mut self, s: &[u8], r: &[u8], h: usize, d: &[u8]) -> Result<(), ()> {
-            self.seen
-                .push(Seen::Msg(s.to_vec(), r.to_vec(), h, d.to_vec()));
+        fn on_msg(&mut self, m: &Msg<'_>) -> Result<(), ()> {
+            self.seen.push(Seen::Msg(
+                m.subject.to_vec(),
+                m.reply.to_vec(),
+                m.hdr_len,
+                m.data.to_vec(),
+            ));
             Ok(())
         }
         fn on_sub(&mut self, s: &[u8], q: Option<&[u8]>, sid: &[u8]) -> Result<(), ()> {

@@ -4,6 +4,7 @@
 //! path never allocates: a message is the control line built from borrowed parts plus one copy
 //! of the payload.
 
+use crate::proto::parser::Msg;
 use serde::Serialize;
 
 pub const PING: &[u8] = b"PING\r\n";
@@ -52,50 +53,38 @@ fn itoa_buf(mut n: usize) -> SmallNum {
 
 /// Appends one delivery: `MSG`/`HMSG` with the receiver's sid, then the payload and CRLF.
 ///
-/// When the message carries headers but the receiver did not announce headers support, the
-/// header block is stripped and a plain `MSG` with the payload alone is sent, as nats-server does.
+/// The size fields are copied as the publisher wrote them, as nats-server does. When the message
+/// carries headers but the receiver did not announce headers support, the header block is
+/// stripped and a plain `MSG` with the payload alone (and a computed size) is sent.
 #[inline]
-pub fn msg(
-    out: &mut Vec<u8>,
-    subject: &[u8],
-    sid: &[u8],
-    reply: &[u8],
-    hdr_len: usize,
-    data: &[u8],
-    receiver_headers: bool,
-) {
-    if hdr_len > 0 && receiver_headers {
-        out.reserve(subject.len() + sid.len() + reply.len() + data.len() + 40);
-        out.extend_from_slice(b"HMSG ");
-        out.extend_from_slice(subject);
-        out.push(b' ');
-        out.extend_from_slice(sid);
-        out.push(b' ');
-        if !reply.is_empty() {
-            out.extend_from_slice(reply);
-            out.push(b' ');
-        }
-        push_usize(out, hdr_len);
-        out.push(b' ');
-        push_usize(out, data.len());
-        out.extend_from_slice(CRLF);
-        out.extend_from_slice(data);
+pub fn msg(out: &mut Vec<u8>, m: &Msg<'_>, sid: &[u8], receiver_headers: bool) {
+    let with_headers = m.hdr_len > 0 && receiver_headers;
+    let payload = if with_headers || m.hdr_len == 0 {
+        m.data
     } else {
-        let payload = &data[hdr_len..];
-        out.reserve(subject.len() + sid.len() + reply.len() + payload.len() + 30);
-        out.extend_from_slice(b"MSG ");
-        out.extend_from_slice(subject);
+        &m.data[m.hdr_len..]
+    };
+    out.reserve(m.subject.len() + sid.len() + m.reply.len() + payload.len() + 40);
+    out.extend_from_slice(if with_headers { b"HMSG " } else { b"MSG " });
+    out.extend_from_slice(m.subject);
+    out.push(b' ');
+    out.extend_from_slice(sid);
+    out.push(b' ');
+    if !m.reply.is_empty() {
+        out.extend_from_slice(m.reply);
         out.push(b' ');
-        out.extend_from_slice(sid);
-        out.push(b' ');
-        if !reply.is_empty() {
-            out.extend_from_slice(reply);
-            out.push(b' ');
-        }
-        push_usize(out, payload.len());
-        out.extend_from_slice(CRLF);
-        out.extend_from_slice(payload);
     }
+    if with_headers {
+        out.extend_from_slice(m.hdr_text);
+        out.push(b' ');
+        out.extend_from_slice(m.size_text);
+    } else if m.hdr_len == 0 {
+        out.extend_from_slice(m.size_text);
+    } else {
+        push_usize(out, payload.len());
+    }
+    out.extend_from_slice(CRLF);
+    out.extend_from_slice(payload);
     out.extend_from_slice(CRLF);
 }
 
@@ -106,7 +95,16 @@ pub fn no_responders(out: &mut Vec<u8>, reply: &[u8], sid: &[u8], subject: &[u8]
     hdr.extend_from_slice(b"NATS/1.0 503\r\nNats-Subject: ");
     hdr.extend_from_slice(subject);
     hdr.extend_from_slice(b"\r\n\r\n");
-    msg(out, reply, sid, b"", hdr.len(), &hdr, true);
+    let len = hdr.len().to_string();
+    let m = Msg {
+        subject: reply,
+        reply: b"",
+        hdr_len: hdr.len(),
+        data: &hdr,
+        hdr_text: len.as_bytes(),
+        size_text: len.as_bytes(),
+    };
+    msg(out, &m, sid, true);
 }
 
 /// The INFO a server sends, with nats-server's field names and order (clients parse it and gate
@@ -167,31 +165,64 @@ impl Info {
 mod tests {
     use super::*;
 
+    fn m<'a>(
+        subject: &'a [u8],
+        reply: &'a [u8],
+        hdr_len: usize,
+        data: &'a [u8],
+        (hdr_text, size_text): (&'a [u8], &'a [u8]),
+    ) -> Msg<'a> {
+        Msg {
+            subject,
+            reply,
+            hdr_len,
+            data,
+            hdr_text,
+            size_text,
+        }
+    }
+
     #[test]
-    fn msg_without_reply() {
+    fn msg_without_reply_echoes_the_size_text() {
         let mut out = Vec::new();
-        msg(&mut out, b"foo", b"1", b"", 0, b"hello", false);
+        msg(
+            &mut out,
+            &m(b"foo", b"", 0, b"hello", (b"", b"5")),
+            b"1",
+            false,
+        );
         assert_eq!(out, b"MSG foo 1 5\r\nhello\r\n");
+        let mut out = Vec::new();
+        msg(
+            &mut out,
+            &m(b"foo", b"", 0, b"hi", (b"", b"02")),
+            b"1",
+            true,
+        );
+        assert_eq!(out, b"MSG foo 1 02\r\nhi\r\n");
     }
 
     #[test]
     fn msg_with_reply_and_headers() {
         let mut out = Vec::new();
         let data = b"NATS/1.0\r\n\r\nhi";
-        msg(&mut out, b"foo", b"22", b"r.1", 12, data, true);
-        assert_eq!(out, b"HMSG foo 22 r.1 12 14\r\nNATS/1.0\r\n\r\nhi\r\n");
+        msg(
+            &mut out,
+            &m(b"foo", b"r.1", 12, data, (b"012", b"14")),
+            b"22",
+            true,
+        );
+        assert_eq!(out, b"HMSG foo 22 r.1 012 14\r\nNATS/1.0\r\n\r\nhi\r\n");
     }
 
     #[test]
     fn headers_stripped_for_receivers_without_support() {
         let mut out = Vec::new();
+        let data = b"NATS/1.0\r\n\r\nhi";
         msg(
             &mut out,
-            b"foo",
+            &m(b"foo", b"", 12, data, (b"12", b"014")),
             b"1",
-            b"",
-            12,
-            b"NATS/1.0\r\n\r\nhi",
             false,
         );
         assert_eq!(out, b"MSG foo 1 2\r\nhi\r\n");
