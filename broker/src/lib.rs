@@ -6,6 +6,7 @@
 //! - [`sublist`]: the subscription index with its match cache (sync, no I/O).
 //! - [`proto`]: the client-protocol parser and wire encoders (pure).
 //! - [`auth`]: client authentication (pure).
+//! - [`config`]: the nats-server configuration file format (pure).
 //! - [`options`], [`cli`]: defaults, value syntaxes, flags and `NATS_*` variables.
 //! - [`conn`]: a connection's outbound queue and its read loop (tokio).
 //! - [`server`]: listeners, registry, limits, self-check, shutdown; [`Server`] is the handle.
@@ -22,6 +23,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod config;
 pub mod conn;
 pub mod error;
 pub mod logging;
