@@ -16,6 +16,7 @@ pub const DEFAULT_MAX_PENDING: usize = 128 * 1024 * 1024;
 pub const DEFAULT_MAX_CONTROL_LINE: usize = 4096;
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(60);
 pub const DEFAULT_PING_MAX: u32 = 3;
+pub const DEFAULT_MAX_CLOSED_CLIENTS: usize = 10_000;
 pub const DEFAULT_AUTH_TIMEOUT: Duration = Duration::from_secs(2);
 /// The first server PING comes soon after CONNECT (nats-server: min(ping_interval, 2 s)), so
 /// the RTT is known early and dead peers are found quickly.
@@ -85,6 +86,8 @@ pub struct Options {
     pub log_level: LogLevel,
     /// Connect to ourselves and round-trip a message before reporting ready.
     pub self_check: bool,
+    /// How many closed connections `/connz?state=closed` remembers.
+    pub max_closed_clients: usize,
 }
 
 impl Default for Options {
@@ -107,6 +110,7 @@ impl Default for Options {
             auth_timeout: DEFAULT_AUTH_TIMEOUT,
             log_level: LogLevel::Info,
             self_check: true,
+            max_closed_clients: DEFAULT_MAX_CLOSED_CLIENTS,
         }
     }
 }

@@ -5,6 +5,7 @@
 use crate::auth::Authenticator;
 use crate::conn::Close;
 use crate::conn::client::{self, SELF_CHECK_NAME};
+use crate::conn::entry::{ClientEntry, ConnSnapshot};
 use crate::conn::outbound::Outbound;
 use crate::error::ClosedReason;
 use crate::options::{COMPAT_VERSION, Options};
@@ -53,7 +54,9 @@ pub struct ServerShared {
     pub auth: Authenticator,
     pub sublist: Sublist<Subscription>,
     pub stats: ServerStats,
-    clients: Mutex<FxHashMap<u64, Arc<Outbound>>>,
+    clients: Mutex<FxHashMap<u64, Arc<ClientEntry>>>,
+    /// The most recently closed connections, newest last, for `/connz?state=closed`.
+    closed: Mutex<std::collections::VecDeque<ConnSnapshot>>,
     num_clients: AtomicUsize,
     next_cid: AtomicU64,
     info: Mutex<Info>,
@@ -93,6 +96,7 @@ impl ServerShared {
             sublist: Sublist::new(),
             stats: ServerStats::default(),
             clients: Mutex::new(FxHashMap::default()),
+            closed: Mutex::new(std::collections::VecDeque::new()),
             num_clients: AtomicUsize::new(0),
             next_cid: AtomicU64::new(1),
             info: Mutex::new(info),
@@ -109,17 +113,12 @@ impl ServerShared {
         self.info.lock().clone()
     }
 
-    pub(crate) fn register_client(&self, cid: u64, out: Arc<Outbound>) {
-        self.clients.lock().insert(cid, out);
+    pub(crate) fn register_client(&self, entry: Arc<ClientEntry>) {
+        self.clients.lock().insert(entry.cid, entry);
     }
 
-    pub(crate) fn unregister_client(
-        &self,
-        cid: u64,
-        peer: &SocketAddr,
-        self_check: bool,
-        reason: ClosedReason,
-    ) {
+    pub(crate) fn unregister_client(&self, closed: ConnSnapshot, self_check: bool) {
+        let (cid, peer) = (closed.cid, closed.peer);
         self.clients.lock().remove(&cid);
         self.num_clients.fetch_sub(1, Ordering::AcqRel);
         if self_check {
@@ -127,6 +126,7 @@ impl ServerShared {
             self.self_check_closed.notify_one();
             return;
         }
+        let reason = closed.reason.unwrap_or(ClosedReason::ClientClosed);
         match reason {
             ClosedReason::SlowConsumerPendingBytes => {
                 self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
@@ -142,9 +142,39 @@ impl ServerShared {
                     self.opts.write_deadline
                 );
             }
+            ClosedReason::StaleConnection => {
+                self.stats.stale_connections.fetch_add(1, Ordering::Relaxed);
+            }
             _ => {}
         }
         tracing::debug!("{peer} - cid:{cid} - Client connection closed: {reason}");
+        if self.opts.max_closed_clients > 0 {
+            let mut ring = self.closed.lock();
+            if ring.len() >= self.opts.max_closed_clients {
+                ring.pop_front();
+            }
+            ring.push_back(closed);
+        }
+    }
+
+    /// Snapshots of the live connections (with their subscriptions when `subs`).
+    pub fn open_connections(&self, subs: bool) -> Vec<ConnSnapshot> {
+        let entries: Vec<Arc<ClientEntry>> = self.clients.lock().values().cloned().collect();
+        let mut by_cid: FxHashMap<u64, Vec<crate::conn::entry::SubSnapshot>> = FxHashMap::default();
+        if subs {
+            for s in self.sublist.all() {
+                by_cid.entry(s.cid).or_default().push(s.snapshot());
+            }
+        }
+        entries
+            .iter()
+            .map(|e| e.snapshot(by_cid.remove(&e.cid).unwrap_or_default()))
+            .collect()
+    }
+
+    /// Snapshots of recently closed connections, oldest first.
+    pub fn closed_connections(&self) -> Vec<ConnSnapshot> {
+        self.closed.lock().iter().cloned().collect()
     }
 
     pub(crate) fn remove_subscription(&self, sub: &Arc<Subscription>) {
@@ -381,7 +411,8 @@ impl Server {
         let s = &self.shared;
         s.shutdown.cancel();
         let _ = (&mut { self.accept }).await;
-        let clients: Vec<Arc<Outbound>> = s.clients.lock().values().cloned().collect();
+        let clients: Vec<Arc<Outbound>> =
+            s.clients.lock().values().map(|e| e.out.clone()).collect();
         for c in clients {
             c.close(Close::silent(ClosedReason::ServerShutdown));
         }

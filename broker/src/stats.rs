@@ -11,6 +11,7 @@ pub struct ServerStats {
     pub out_bytes: AtomicU64,
     pub total_connections: AtomicU64,
     pub slow_consumers: AtomicU64,
+    pub stale_connections: AtomicU64,
 }
 
 /// Totals gathered during one read buffer, published with [`ServerStats::add`].
@@ -31,6 +32,7 @@ pub struct StatsSnapshot {
     pub out_bytes: u64,
     pub total_connections: u64,
     pub slow_consumers: u64,
+    pub stale_connections: u64,
 }
 
 impl ServerStats {
@@ -63,6 +65,7 @@ impl ServerStats {
             out_bytes: self.out_bytes.load(Ordering::Relaxed),
             total_connections: self.total_connections.load(Ordering::Relaxed),
             slow_consumers: self.slow_consumers.load(Ordering::Relaxed),
+            stale_connections: self.stale_connections.load(Ordering::Relaxed),
         }
     }
 }

@@ -52,6 +52,23 @@ impl Subscription {
     }
 }
 
+impl Subscription {
+    /// How monitoring lists this subscription.
+    pub fn snapshot(&self) -> crate::conn::entry::SubSnapshot {
+        crate::conn::entry::SubSnapshot {
+            subject: String::from_utf8_lossy(&self.subject).into_owned(),
+            queue: self
+                .queue
+                .as_deref()
+                .map(|q| String::from_utf8_lossy(q).into_owned()),
+            sid: String::from_utf8_lossy(&self.sid).into_owned(),
+            msgs: self.delivered.load(Ordering::Relaxed),
+            max: self.max.load(Ordering::Relaxed),
+            cid: self.cid,
+        }
+    }
+}
+
 impl Subscriber for Subscription {
     fn subject(&self) -> &[u8] {
         &self.subject

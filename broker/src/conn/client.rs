@@ -9,6 +9,7 @@
 //! a short queue mutex.
 
 use crate::conn::Close;
+use crate::conn::entry::{ClientDesc, ClientEntry, ConnSnapshot, SubSnapshot, unix_nanos};
 use crate::conn::outbound::{Enqueued, Outbound};
 use crate::error::ClosedReason;
 use crate::options::FIRST_PING_DELAY;
@@ -122,6 +123,7 @@ struct L1Cache {
 pub(crate) struct ClientConn {
     pub cid: u64,
     pub out: Arc<Outbound>,
+    entry: Arc<ClientEntry>,
     srv: Arc<ServerShared>,
     pub peer: SocketAddr,
     subs: FxHashMap<Box<[u8]>, Arc<Subscription>>,
@@ -142,10 +144,12 @@ pub(crate) struct ClientConn {
 }
 
 impl ClientConn {
-    fn new(cid: u64, out: Arc<Outbound>, srv: Arc<ServerShared>, peer: SocketAddr) -> Self {
+    fn new(entry: Arc<ClientEntry>, srv: Arc<ServerShared>) -> Self {
+        let (cid, peer, out) = (entry.cid, entry.peer, entry.out.clone());
         ClientConn {
             cid,
             out,
+            entry,
             srv,
             peer,
             subs: FxHashMap::default(),
@@ -314,6 +318,21 @@ impl ClientConn {
         }
     }
 
+    fn publish_sub_count(&self) {
+        self.entry
+            .num_subs
+            .store(self.subs.len() as u64, Ordering::Relaxed);
+    }
+
+    /// The connection's subscriptions as monitoring lists them.
+    pub fn sub_snapshots(&self) -> Vec<SubSnapshot> {
+        self.subs
+            .values()
+            .filter(|s| !s.is_removed())
+            .map(|s| s.snapshot())
+            .collect()
+    }
+
     fn unsubscribe(&mut self, sid: &[u8]) {
         if let Some(sub) = self.subs.remove(sid)
             && sub.claim_removal()
@@ -388,6 +407,12 @@ impl Handler for ClientConn {
                 opts.version
             );
         }
+        *self.entry.desc.lock() = ClientDesc {
+            name: opts.name.clone(),
+            lang: opts.lang.clone(),
+            version: opts.version.clone(),
+            user: opts.user.clone().unwrap_or_default(),
+        };
         self.connected = true;
         let verbose = opts.verbose;
         let headers = opts.headers;
@@ -438,6 +463,7 @@ impl Handler for ClientConn {
                     return Ok(());
                 }
                 self.subs.insert(sid.into(), sub);
+                self.publish_sub_count();
             }
         }
         if self.opts.verbose {
@@ -456,6 +482,7 @@ impl Handler for ClientConn {
             } else {
                 self.unsubscribe(sid);
             }
+            self.publish_sub_count();
         }
         if self.opts.verbose {
             self.send_self(wire::OK);
@@ -478,8 +505,11 @@ impl Handler for ClientConn {
 
     fn on_pong(&mut self) -> Result<(), Close> {
         self.pings_out = 0;
-        if self.ping_sent_at.take().is_some() {
-            self.rtt_at = Some(Instant::now());
+        if let Some(sent) = self.ping_sent_at.take() {
+            let now = Instant::now();
+            self.rtt_at = Some(now);
+            let rtt = now.duration_since(sent).as_nanos().max(1) as u64;
+            self.entry.rtt_ns.store(rtt, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -544,8 +574,9 @@ pub(crate) async fn serve(srv: Arc<ServerShared>, stream: TcpStream, peer: Socke
     let _ = stream.set_nodelay(true);
     let (mut rd, wr) = stream.into_split();
     let out = Arc::new(Outbound::new(srv.opts.max_pending));
-    let mut conn = ClientConn::new(cid, out.clone(), srv.clone(), peer);
-    srv.register_client(cid, out.clone());
+    let entry = Arc::new(ClientEntry::new(cid, peer, out.clone()));
+    let mut conn = ClientConn::new(entry.clone(), srv.clone());
+    srv.register_client(entry.clone());
 
     let writer = {
         let out = out.clone();
@@ -590,6 +621,9 @@ pub(crate) async fn serve(srv: Arc<ServerShared>, stream: TcpStream, peer: Socke
                 if !conn.is_self_check {
                     srv.stats.add(&conn.batch);
                 }
+                entry.in_msgs.fetch_add(conn.batch.in_msgs, Ordering::Relaxed);
+                entry.in_bytes.fetch_add(conn.batch.in_bytes, Ordering::Relaxed);
+                entry.last_activity.store(unix_nanos(std::time::SystemTime::now()), Ordering::Relaxed);
                 conn.batch = BatchStats::default();
                 if let Err(stop) = res {
                     break Some(match stop {
@@ -638,6 +672,14 @@ pub(crate) async fn serve(srv: Arc<ServerShared>, stream: TcpStream, peer: Socke
     let _ = writer.await;
     drop(rd);
 
+    let reason = out
+        .close_reason()
+        .map(|c| c.reason)
+        .unwrap_or(ClosedReason::ClientClosed);
+    let mut closed: ConnSnapshot = entry.snapshot(conn.sub_snapshots());
+    closed.stop = Some(std::time::SystemTime::now());
+    closed.reason = Some(reason);
+
     // Remove every subscription in one batch.
     let subs: Vec<Arc<Subscription>> = conn
         .subs
@@ -646,9 +688,5 @@ pub(crate) async fn serve(srv: Arc<ServerShared>, stream: TcpStream, peer: Socke
         .filter(|s| s.claim_removal())
         .collect();
     srv.remove_subscriptions(&subs);
-    let reason = out
-        .close_reason()
-        .map(|c| c.reason)
-        .unwrap_or(ClosedReason::ClientClosed);
-    srv.unregister_client(cid, &conn.peer, conn.is_self_check, reason);
+    srv.unregister_client(closed, conn.is_self_check);
 }

@@ -2,6 +2,7 @@
 //! client connection that reads, parses and applies ops ([`client`]).
 
 pub mod client;
+pub mod entry;
 pub mod outbound;
 
 use crate::error::ClosedReason;
