@@ -10,7 +10,9 @@
 //! - [`options`], [`cli`]: defaults, value syntaxes, flags and `NATS_*` variables.
 //! - [`conn`]: a connection's outbound queue and its read loop (tokio).
 //! - [`server`]: listeners, registry, limits, self-check, shutdown; [`Server`] is the handle.
-//! - [`stats`], [`logging`], [`netif`]: counters, nats-server-style logs, interface addresses.
+//! - [`monitor`]: HTTP monitoring (`/varz`, `/connz`, `/subsz`, `/routez`, `/healthz`, `/metrics`).
+//! - [`stats`], [`logging`], [`netif`], [`limits`], [`timefmt`]: counters, nats-server-style logs,
+//!   interface addresses, the open-file limit, time formats.
 //!
 //! # Embedding
 //! ```no_run
@@ -26,7 +28,9 @@ pub mod cli;
 pub mod config;
 pub mod conn;
 pub mod error;
+pub mod limits;
 pub mod logging;
+pub mod monitor;
 pub mod netif;
 pub mod options;
 pub mod proto;
@@ -35,6 +39,7 @@ pub mod stats;
 pub mod subject;
 pub mod sublist;
 pub mod subscription;
+pub mod timefmt;
 
 pub use error::ClosedReason;
 pub use options::Options;

@@ -88,6 +88,8 @@ pub struct Options {
     pub self_check: bool,
     /// How many closed connections `/connz?state=closed` remembers.
     pub max_closed_clients: usize,
+    /// Prefix of every monitoring path (nats-server's `http_base_path`).
+    pub http_base_path: String,
 }
 
 impl Default for Options {
@@ -111,6 +113,7 @@ impl Default for Options {
             log_level: LogLevel::Info,
             self_check: true,
             max_closed_clients: DEFAULT_MAX_CLOSED_CLIENTS,
+            http_base_path: String::new(),
         }
     }
 }

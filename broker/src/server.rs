@@ -8,6 +8,7 @@ use crate::conn::client::{self, SELF_CHECK_NAME};
 use crate::conn::entry::{ClientEntry, ConnSnapshot};
 use crate::conn::outbound::Outbound;
 use crate::error::ClosedReason;
+use crate::monitor::{Metrics, MonitorState};
 use crate::options::{COMPAT_VERSION, Options};
 use crate::proto::wire::{self, Info};
 use crate::stats::{ServerStats, StatsSnapshot};
@@ -17,7 +18,8 @@ use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -37,6 +39,12 @@ pub enum StartError {
     Resolve(String, std::io::Error),
     #[error("cannot listen for client connections on {addr} (port {port}): {source}")]
     Bind {
+        addr: String,
+        port: u16,
+        source: std::io::Error,
+    },
+    #[error("cannot listen for monitoring on {addr} (port {port}): {source}")]
+    HttpBind {
         addr: String,
         port: u16,
         source: std::io::Error,
@@ -66,6 +74,13 @@ pub struct ServerShared {
     /// returns only once it no longer counts against `max_conns`.
     self_check_closed: tokio::sync::Notify,
     pub start: SystemTime,
+    config_load_time: Mutex<SystemTime>,
+    client_port: AtomicU16,
+    http_addr: OnceLock<SocketAddr>,
+    lame_duck: AtomicBool,
+    max_open_files: AtomicU64,
+    pub monitor: MonitorState,
+    pub metrics: Metrics,
 }
 
 impl ServerShared {
@@ -104,6 +119,13 @@ impl ServerShared {
             ready: AtomicBool::new(false),
             self_check_closed: tokio::sync::Notify::new(),
             start: SystemTime::now(),
+            config_load_time: Mutex::new(SystemTime::now()),
+            client_port: AtomicU16::new(opts.port),
+            http_addr: OnceLock::new(),
+            lame_duck: AtomicBool::new(false),
+            max_open_files: AtomicU64::new(0),
+            monitor: MonitorState::default(),
+            metrics: Metrics::new(),
             opts,
         }
     }
@@ -193,6 +215,37 @@ impl ServerShared {
 
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
+    }
+
+    pub fn in_lame_duck(&self) -> bool {
+        self.lame_duck.load(Ordering::Acquire)
+    }
+
+    /// The real client port (after binding port 0).
+    pub fn client_port(&self) -> u16 {
+        self.client_port.load(Ordering::Relaxed)
+    }
+
+    /// The bound monitoring address, when monitoring is on.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr.get().copied()
+    }
+
+    pub fn config_load_time(&self) -> SystemTime {
+        *self.config_load_time.lock()
+    }
+
+    pub fn max_open_files(&self) -> u64 {
+        self.max_open_files.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_max_open_files(&self, n: u64) {
+        self.max_open_files.store(n, Ordering::Relaxed);
+    }
+
+    /// Cancelled when the server shuts down.
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.shutdown
     }
 }
 
@@ -290,8 +343,19 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|e| StartError::Resolve(opts.host.clone(), e))?;
+        let http_listener = match &opts.http {
+            Some((host, port)) => Some(bind(host, *port).await.map_err(|e| match e {
+                StartError::Bind { addr, port, source } => {
+                    StartError::HttpBind { addr, port, source }
+                }
+                other => other,
+            })?),
+            None => None,
+        };
         let shared = Arc::new(ServerShared::new(opts));
         shared.info.lock().port = addr.port();
+        shared.client_port.store(addr.port(), Ordering::Relaxed);
+        shared.set_max_open_files(crate::limits::raise_nofile_limit());
         tracing::info!("Starting {PRODUCT} (nats-server {COMPAT_VERSION} compatible)");
         tracing::info!("  ID: {}", shared.server_id);
         tracing::info!("  Name: {}", shared.server_name);
@@ -299,6 +363,20 @@ impl Server {
             "Listening for client connections on {}",
             host_port(&addr.ip(), addr.port())
         );
+        if let Some(l) = http_listener {
+            if let Ok(a) = l.local_addr() {
+                let _ = shared.http_addr.set(a);
+                tracing::info!("Starting http monitor on {}", host_port(&a.ip(), a.port()));
+            }
+            tokio::spawn(crate::monitor::serve(shared.clone(), l));
+        }
+        let open_files = shared.max_open_files();
+        if open_files > 0 && (shared.opts.max_conns as u64) > open_files {
+            tracing::warn!(
+                "max_connections ({}) exceeds the open-file limit ({open_files}): connections beyond it will be refused by the OS",
+                shared.opts.max_conns
+            );
+        }
         let accept = tokio::spawn(accept_loop(shared.clone(), listener));
         let server = Server {
             shared,
@@ -313,7 +391,14 @@ impl Server {
         }
         server.shared.ready.store(true, Ordering::Release);
         let urls: Vec<String> = server.client_urls();
-        tracing::info!("Server is ready: accepting clients on {}", urls.join(", "));
+        let monitor = server
+            .monitor_url()
+            .map(|u| format!("; monitoring on {u}"))
+            .unwrap_or_default();
+        tracing::info!(
+            "Server is ready: accepting clients on {}{monitor}",
+            urls.join(", ")
+        );
         Ok(server)
     }
 
@@ -343,6 +428,19 @@ impl Server {
             })
             .map(|a| format!("nats://{}", host_port(&a, self.addr.port())))
             .collect()
+    }
+
+    /// The monitoring base URL, when monitoring is on.
+    pub fn monitor_url(&self) -> Option<String> {
+        let a = self.shared.http_addr()?;
+        let ip = reachable_ip(a.ip());
+        let base = self.shared.opts.http_base_path.trim_end_matches('/');
+        Some(format!("http://{}{base}", host_port(&ip, a.port())))
+    }
+
+    /// The monitoring address actually bound, when monitoring is on.
+    pub fn monitor_addr(&self) -> Option<SocketAddr> {
+        self.shared.http_addr()
     }
 
     pub fn server_id(&self) -> &str {

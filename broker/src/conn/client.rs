@@ -407,6 +407,18 @@ impl Handler for ClientConn {
                 opts.version
             );
         }
+        if !self.connected {
+            // Until a PING/PONG measures it, estimate the RTT as nats-server does: the time from
+            // accepting the connection to its CONNECT.
+            let est = self
+                .entry
+                .start
+                .elapsed()
+                .unwrap_or_default()
+                .as_nanos()
+                .max(1) as u64;
+            self.entry.rtt_ns.store(est, Ordering::Relaxed);
+        }
         *self.entry.desc.lock() = ClientDesc {
             name: opts.name.clone(),
             lang: opts.lang.clone(),
@@ -581,7 +593,8 @@ pub(crate) async fn serve(srv: Arc<ServerShared>, stream: TcpStream, peer: Socke
     let writer = {
         let out = out.clone();
         let deadline = srv.opts.write_deadline;
-        tokio::spawn(async move { out.write_loop(wr, deadline).await })
+        let hist = srv.metrics.flush_seconds.clone();
+        tokio::spawn(async move { out.write_loop(wr, deadline, Some(hist)).await })
     };
 
     conn.send_info(false);

@@ -152,6 +152,7 @@ impl Outbound {
         &self,
         mut sink: W,
         deadline: Duration,
+        flush_seconds: Option<prometheus::Histogram>,
     ) {
         let mut spare: Vec<u8> = Vec::new();
         loop {
@@ -172,6 +173,7 @@ impl Outbound {
                 continue;
             }
             let n = spare.len();
+            let started = std::time::Instant::now();
             let res = tokio::select! {
                 r = write_with_deadline(&mut sink, &spare, deadline) => r,
                 _ = self.abort.cancelled() => break,
@@ -190,6 +192,9 @@ impl Outbound {
                     }
                     break;
                 }
+            }
+            if let Some(h) = &flush_seconds {
+                h.observe(started.elapsed().as_secs_f64());
             }
             spare.clear();
             if spare.capacity() > KEEP_CAPACITY {
@@ -282,7 +287,7 @@ mod tests {
         let (client, mut server_side) = tokio::io::duplex(64);
         let w = {
             let o = o.clone();
-            tokio::spawn(async move { o.write_loop(client, Duration::from_secs(1)).await })
+            tokio::spawn(async move { o.write_loop(client, Duration::from_secs(1), None).await })
         };
         o.enqueue(None, |b| b.extend_from_slice(b"hello "));
         o.wake();
@@ -301,7 +306,9 @@ mod tests {
         let (client, _server_side_never_read) = tokio::io::duplex(16);
         let w = {
             let o = o.clone();
-            tokio::spawn(async move { o.write_loop(client, Duration::from_millis(100)).await })
+            tokio::spawn(
+                async move { o.write_loop(client, Duration::from_millis(100), None).await },
+            )
         };
         o.enqueue(None, |b| b.extend_from_slice(&[0u8; 4096]));
         o.wake();

@@ -1,0 +1,212 @@
+//! HTTP monitoring: `/varz`, `/connz`, `/subsz`, `/routez`, `/healthz`, `/metrics` and `/`,
+//! with nats-server's paths, field names, JSON types, formats and parameter errors, so
+//! prometheus-nats-exporter, Grafana dashboards and `nats server` tooling work unchanged.
+//!
+//! Serving never touches the message path's locks for long: counters are atomics or live in
+//! each connection's outbound queue, and every response is built from snapshots. Unknown query
+//! parameters are ignored (as nats-server ignores them); a malformed value of a known one is a
+//! 400 with nats-server's message.
+
+mod connz;
+mod metrics;
+pub mod process;
+mod query;
+mod subsz;
+mod varz;
+
+use crate::server::ServerShared;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use parking_lot::Mutex;
+use query::Query;
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+pub use metrics::Metrics;
+
+/// State the monitoring endpoints keep between requests.
+#[derive(Debug, Default)]
+pub struct MonitorState {
+    /// Requests per endpoint path (`/varz` `http_req_stats`).
+    pub req_stats: Mutex<FxHashMap<&'static str, u64>>,
+    pub cpu: process::CpuSampler,
+}
+
+type Resp = Response<Full<Bytes>>;
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Resp {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn json_bytes(status: StatusCode, body: Vec<u8>) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    h.insert(
+        hyper::header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        hyper::header::HeaderValue::from_static("*"),
+    );
+    r
+}
+
+/// nats-server pretty-prints monitoring JSON with two-space indentation.
+fn pretty<T: Serialize>(v: &T) -> Resp {
+    match serde_json::to_vec_pretty(v) {
+        Ok(b) => json_bytes(StatusCode::OK, b),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// Runs the monitoring server on `listener` until the server shuts down.
+pub async fn serve(srv: Arc<ServerShared>, listener: TcpListener) {
+    loop {
+        let (stream, _peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
+            _ = srv.shutdown_token().cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::error!("monitoring accept error: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let srv = srv.clone();
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let svc = hyper::service::service_fn(move |req| {
+                let srv = srv.clone();
+                async move { Ok::<_, Infallible>(handle(&srv, req)) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(io, svc)
+                .await;
+        });
+    }
+}
+
+/// The monitoring endpoints, relative to `http_base_path`.
+const ENDPOINTS: &[&str] = &[
+    "/varz",
+    "/connz",
+    "/routez",
+    "/subsz",
+    "/subscriptionsz",
+    "/healthz",
+    "/metrics",
+];
+
+fn handle(srv: &Arc<ServerShared>, req: Request<Incoming>) -> Resp {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    }
+    let base = srv.opts.http_base_path.trim_end_matches('/');
+    let Some(path) = req.uri().path().strip_prefix(base) else {
+        return text(StatusCode::NOT_FOUND, "404 page not found\n");
+    };
+    let path = if path.is_empty() { "/" } else { path };
+    let q = Query::parse(req.uri().query().unwrap_or(""));
+    let stat_key: &'static str = match path {
+        "/" => "/",
+        p => match ENDPOINTS.iter().find(|e| **e == p) {
+            Some(e) => e,
+            None => return text(StatusCode::NOT_FOUND, "404 page not found\n"),
+        },
+    };
+    *srv.monitor.req_stats.lock().entry(stat_key).or_insert(0) += 1;
+    let result = match stat_key {
+        "/" => Ok(index(base)),
+        "/varz" => Ok(pretty(&varz::varz(srv))),
+        "/connz" => connz::connz(srv, &q).map(|c| pretty(&c)),
+        "/routez" => Ok(pretty(&subsz::routez(srv))),
+        "/subsz" | "/subscriptionsz" => subsz::subsz(srv, &q).map(|s| pretty(&s)),
+        "/healthz" => healthz(srv, &q),
+        "/metrics" => Ok(srv.metrics.render(srv)),
+        _ => return text(StatusCode::NOT_FOUND, "404 page not found\n"),
+    };
+    result.unwrap_or_else(|msg| text(StatusCode::BAD_REQUEST, msg))
+}
+
+fn index(base: &str) -> Resp {
+    let mut html = String::from(
+        "<html lang=\"en\">\n<head><title>nats-mini monitoring</title></head>\n<body>\n",
+    );
+    html.push_str(&format!("<h3>{}</h3>\n", crate::server::PRODUCT));
+    for e in ENDPOINTS {
+        if *e == "/subscriptionsz" {
+            continue;
+        }
+        html.push_str(&format!("<a href=.{base}{e}>{e}</a><br/>\n"));
+    }
+    html.push_str("</body>\n</html>\n");
+    let mut r = text(StatusCode::OK, html);
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// `/healthz`: ok once the startup self-check passed and while not in lame duck. The JetStream
+/// parameters the official Helm chart sends are validated and otherwise ignored: without
+/// JetStream the answer is the same, as nats-server gives for a server without JetStream.
+fn healthz(srv: &ServerShared, q: &Query) -> Result<Resp, String> {
+    for p in [
+        "js-enabled",
+        "js-enabled-only",
+        "js-server-only",
+        "js-meta-only",
+        "details",
+    ] {
+        q.bool(p)?;
+    }
+    let (code, body) = if srv.is_ready() && !srv.in_lame_duck() {
+        (
+            StatusCode::OK,
+            Health {
+                status: "ok",
+                error: None,
+            },
+        )
+    } else {
+        let why = if srv.in_lame_duck() {
+            "lame duck mode"
+        } else {
+            "startup did not complete"
+        };
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Health {
+                status: "error",
+                error: Some(format!("failed to be ready for connections: {why}")),
+            },
+        )
+    };
+    // nats-server writes /healthz compactly, unlike the other endpoints.
+    let b = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
+    Ok(json_bytes(code, b))
+}
