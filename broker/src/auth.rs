@@ -16,6 +16,11 @@ pub enum Authenticator {
     #[default]
     None,
     Token(String),
+    /// nats-server's single `user`/`password` authorization.
+    UserPass {
+        user: String,
+        pass: String,
+    },
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -23,6 +28,7 @@ impl std::fmt::Debug for Authenticator {
         match self {
             Authenticator::None => f.write_str("None"),
             Authenticator::Token(_) => f.write_str("Token([REDACTED])"),
+            Authenticator::UserPass { user, .. } => write!(f, "UserPass({user}, [REDACTED])"),
         }
     }
 }
@@ -31,6 +37,20 @@ impl Authenticator {
     pub fn from_token(token: Option<&str>) -> Self {
         match token {
             Some(t) if !t.is_empty() => Authenticator::Token(t.to_string()),
+            _ => Authenticator::None,
+        }
+    }
+
+    /// From the options: a token wins; else a user and password.
+    pub fn from_options(o: &crate::Options) -> Self {
+        if let Some(t) = o.auth_token.as_deref().filter(|t| !t.is_empty()) {
+            return Authenticator::Token(t.to_string());
+        }
+        match (&o.auth_user, &o.auth_pass) {
+            (Some(user), Some(pass)) => Authenticator::UserPass {
+                user: user.clone(),
+                pass: pass.clone(),
+            },
             _ => Authenticator::None,
         }
     }
@@ -51,6 +71,15 @@ impl Authenticator {
                     .pass
                     .is_some_and(|s| constant_time_eq(s.as_bytes(), t.as_bytes()));
                 by_token | by_pass
+            }
+            Authenticator::UserPass { user, pass } => {
+                let u = c
+                    .user
+                    .is_some_and(|s| constant_time_eq(s.as_bytes(), user.as_bytes()));
+                let p = c
+                    .pass
+                    .is_some_and(|s| constant_time_eq(s.as_bytes(), pass.as_bytes()));
+                u & p
             }
         }
     }
@@ -88,6 +117,24 @@ mod tests {
         assert!(!ok(None, None));
         assert!(!ok(Some("s3cr3"), None));
         assert!(!ok(Some("s3cr3tt"), None));
+    }
+
+    #[test]
+    fn user_and_password() {
+        let a = Authenticator::UserPass {
+            user: "derek".into(),
+            pass: "T0pS3cr3t".into(),
+        };
+        let c = |user, pass| Credentials {
+            user,
+            pass,
+            token: None,
+        };
+        assert!(a.check(&c(Some("derek"), Some("T0pS3cr3t"))));
+        assert!(!a.check(&c(Some("derek"), Some("wrong"))));
+        assert!(!a.check(&c(Some("other"), Some("T0pS3cr3t"))));
+        assert!(!a.check(&c(None, None)));
+        assert!(!format!("{a:?}").contains("T0pS3cr3t"));
     }
 
     #[test]

@@ -14,7 +14,15 @@ use std::fmt;
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum Command {
-    Run(Box<Options>),
+    /// Run a server with these options; `notes` are warnings to log once logging is up.
+    Run(Box<Options>, Vec<String>),
+    /// `-t`: check the configuration, print the verdict, exit 0 or 1 without starting.
+    TestConfig(Box<Options>, Vec<String>),
+    /// `-sl CMD[=PID|PIDFILE]`: signal a running server.
+    Signal {
+        command: String,
+        target: Option<String>,
+    },
     Help,
     Version,
 }
@@ -183,10 +191,19 @@ const SPECS: &[Spec] = &[
         names: &["log"],
         env: Some("NATS_LOG"),
         boolean: false,
-        help: "log level: trace, debug, info, warn, error (default info)",
+        help: "log level: trace, debug, info, warn, error (default info); any other value is a log FILE (nats-server's --log)",
         apply: |o, v| {
-            o.log_level = LogLevel::parse(v.trim())
-                .ok_or_else(|| "expected trace, debug, info, warn or error".to_string())?;
+            match LogLevel::parse(v.trim()) {
+                Some(level) => o.log_level = level,
+                // nats-server's `--log FILE`: Go flags make `-log` and `--log` one flag, so a
+                // value that is not a level name is a file path.
+                None if looks_like_path(v) => o.log_file = Some(v.into()),
+                None => {
+                    return Err(
+                        "expected trace, debug, info, warn or error (or a log file path)".into(),
+                    );
+                }
+            }
             Ok(())
         },
     },
@@ -280,31 +297,262 @@ const SPECS: &[Spec] = &[
             Ok(())
         },
     },
+    Spec {
+        names: &["D", "debug"],
+        env: None,
+        boolean: true,
+        help: "enable debug logging",
+        apply: |o, v| {
+            if bool_value(v)? && o.log_level < LogLevel::Debug {
+                o.log_level = LogLevel::Debug;
+            }
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["V", "trace", "VV", "DV", "DVV"],
+        env: None,
+        boolean: true,
+        help: "enable protocol tracing (trace logging; -DV, -VV, -DVV too)",
+        apply: |o, v| {
+            if bool_value(v)? {
+                o.log_level = LogLevel::Trace;
+            }
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["l"],
+        env: None,
+        boolean: false,
+        help: "also write logs to FILE",
+        apply: |o, v| {
+            o.log_file = Some(v.into());
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["T", "logtime"],
+        env: None,
+        boolean: true,
+        help: "timestamp log lines (default true; -T=false to disable)",
+        apply: |o, v| {
+            o.logtime = bool_value(v)?;
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["logtime_utc"],
+        env: None,
+        boolean: true,
+        help: "log timestamps in UTC (they always are)",
+        apply: |_, v| bool_value(v).map(|_| ()),
+    },
+    Spec {
+        names: &["log_format"],
+        env: Some("NATS_LOG_FORMAT"),
+        boolean: false,
+        help: "log line format: text (nats-server's) or json",
+        apply: |o, v| {
+            o.log_json = match v.to_ascii_lowercase().as_str() {
+                "json" => true,
+                "text" | "" => false,
+                _ => return Err("expected text or json".into()),
+            };
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["P", "pid"],
+        env: None,
+        boolean: false,
+        help: "write the process id to FILE (removed at exit)",
+        apply: |o, v| {
+            o.pid_file = Some(v.into());
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["lame_duck_duration"],
+        env: Some("NATS_LAME_DUCK_DURATION"),
+        boolean: false,
+        help: "lame duck: time to drain clients (default 30s)",
+        apply: |o, v| {
+            o.lame_duck_duration = parse_duration(v)?;
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["lame_duck_grace_period"],
+        env: Some("NATS_LAME_DUCK_GRACE_PERIOD"),
+        boolean: false,
+        help: "lame duck: wait before closing the first client (default 10s)",
+        apply: |o, v| {
+            o.lame_duck_grace_period = parse_duration(v)?;
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["m", "http_port"],
+        env: None,
+        boolean: false,
+        help: "monitoring port on the client host (nats-server's -m; 0 disables, -1 picks a free port)",
+        apply: |o, v| {
+            o.http = match v.trim() {
+                "0" => None,
+                p => Some((o.host.clone(), parse_port(p)?)),
+            };
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["http_base_path"],
+        env: None,
+        boolean: false,
+        help: "prefix of every monitoring path",
+        apply: |o, v| {
+            o.http_base_path = v.to_string();
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["user"],
+        env: Some("NATS_USER"),
+        boolean: false,
+        help: "user clients must present (with -pass)",
+        apply: |o, v| {
+            o.auth_user = (!v.is_empty()).then(|| v.to_string());
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["pass"],
+        env: Some("NATS_PASS"),
+        boolean: false,
+        help: "password clients must present (with -user)",
+        apply: |o, v| {
+            o.auth_pass = (!v.is_empty()).then(|| v.to_string());
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["client_advertise"],
+        env: None,
+        boolean: false,
+        help: "HOST:PORT advertised to clients",
+        apply: |o, v| {
+            o.client_advertise = Some(v.to_string());
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["ports_file_dir"],
+        env: None,
+        boolean: false,
+        help: "write <exe>_<pid>.ports (JSON with the listen URLs) into DIR",
+        apply: |o, v| {
+            o.ports_file_dir = Some(v.into());
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["cluster_listen"],
+        env: None,
+        boolean: false,
+        help: "route listen URL (same as -cluster)",
+        apply: |o, v| {
+            o.cluster = set_optional_addr(v, 6222)?;
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["cluster_name"],
+        env: Some("NATS_CLUSTER_NAME"),
+        boolean: false,
+        help: "cluster name",
+        apply: |o, v| {
+            o.cluster_name = (!v.is_empty()).then(|| v.to_string());
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["cluster_advertise"],
+        env: None,
+        boolean: false,
+        help: "HOST:PORT advertised to other cluster members",
+        apply: |o, v| {
+            o.cluster_advertise = Some(v.to_string());
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["no_advertise"],
+        env: None,
+        boolean: true,
+        help: "do not advertise cluster members' client URLs to clients",
+        apply: |o, v| {
+            o.no_advertise = bool_value(v)?;
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["connect_retries"],
+        env: None,
+        boolean: false,
+        help: "connect attempts for discovered routes",
+        apply: |o, v| {
+            o.connect_retries = v
+                .trim()
+                .parse()
+                .map_err(|_| "expected a number".to_string())?;
+            Ok(())
+        },
+    },
+    Spec {
+        names: &["s", "syslog"],
+        env: None,
+        boolean: true,
+        help: "syslog (accepted; nats-mini logs to stderr and -l)",
+        apply: |_, v| bool_value(v).map(|_| ()),
+    },
+    Spec {
+        names: &["r", "remote_syslog"],
+        env: None,
+        boolean: false,
+        help: "remote syslog URL (accepted; nats-mini logs to stderr and -l)",
+        apply: |_, _| Ok(()),
+    },
 ];
 
 fn find(name: &str) -> Option<&'static Spec> {
     SPECS.iter().find(|s| s.names.contains(&name))
 }
 
+fn looks_like_path(v: &str) -> bool {
+    v.contains('/') || v.contains('.')
+}
+
+fn parse_port(v: &str) -> Result<u16, String> {
+    match v.trim() {
+        "-1" => Ok(0),
+        p => p.parse().map_err(|_| "invalid port".to_string()),
+    }
+}
+
 /// Builds the options from `args` (without the program name) and an environment lookup.
+///
+/// Precedence: flags > `NATS_*` environment variables > the config file (`-c`) > defaults.
+/// Flags win even when `-c` comes after them.
 pub fn parse<I, S>(args: I, env: impl Fn(&str) -> Option<String>) -> Result<Command, CliError>
 where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
-    let mut opts = Options::default();
-    for spec in SPECS {
-        if let Some(var) = spec.env
-            && let Some(v) = env(var)
-        {
-            (spec.apply)(&mut opts, &v).map_err(|e| {
-                CliError(format!(
-                    "invalid value {v:?} for environment variable {var}: {e}"
-                ))
-            })?;
-        }
-    }
     let args: Vec<String> = args.into_iter().map(Into::into).collect();
+    let mut flags: Vec<(&'static Spec, String, String)> = Vec::new();
+    let mut config: Option<String> = None;
+    let mut test_only = false;
+    let mut notes = Vec::new();
     let mut i = 0;
     while i < args.len() {
         let arg = &args[i];
@@ -316,27 +564,99 @@ where
             Some((n, v)) => (n, Some(v.to_string())),
             None => (stripped, None),
         };
+        let take_value = |i: &mut usize| -> Result<String, CliError> {
+            if let Some(v) = inline.clone() {
+                return Ok(v);
+            }
+            if *i < args.len() {
+                *i += 1;
+                return Ok(args[*i - 1].clone());
+            }
+            Err(CliError(format!("flag -{name} needs a value")))
+        };
         match name {
-            "h" | "help" => return Ok(Command::Help),
+            "h" | "help" | "help_tls" => return Ok(Command::Help),
             "v" | "version" => return Ok(Command::Version),
+            "c" | "config" => {
+                config = Some(take_value(&mut i)?);
+                continue;
+            }
+            "t" => {
+                test_only = inline
+                    .as_deref()
+                    .map(bool_value)
+                    .transpose()
+                    .map_err(CliError)?
+                    .unwrap_or(true);
+                continue;
+            }
+            "sl" | "signal" => {
+                let v = take_value(&mut i)?;
+                let (command, target) = match v.split_once('=') {
+                    Some((c, t)) => (c.to_string(), Some(t.to_string())),
+                    None => (v, None),
+                };
+                return Ok(Command::Signal { command, target });
+            }
+            "js" | "jetstream" => {
+                return Err(CliError("JetStream is not supported by nats-mini".into()));
+            }
+            "sd" | "store_dir" => {
+                let v = take_value(&mut i)?;
+                notes.push(format!(
+                    "--store_dir {v:?} ignored: nats-mini keeps no data on disk (no JetStream)"
+                ));
+                continue;
+            }
+            "tls" | "tlscert" | "tlskey" | "tlsverify" | "tlscacert" | "no_auth_user" => {
+                return Err(CliError(format!(
+                    "flag -{name} is not supported yet by nats-mini"
+                )));
+            }
             _ => {}
         }
         let spec = find(name).ok_or_else(|| CliError(format!("unknown flag {arg:?}")))?;
         let value = if spec.boolean {
             inline.unwrap_or_default()
-        } else if let Some(v) = inline {
-            v
-        } else if i < args.len() {
-            i += 1;
-            args[i - 1].clone()
         } else {
-            return Err(CliError(format!("flag -{name} needs a value")));
+            take_value(&mut i)?
         };
-        (spec.apply)(&mut opts, &value)
+        flags.push((spec, name.to_string(), value));
+    }
+
+    let mut opts = Options::default();
+    if let Some(path) = &config {
+        let p = std::path::Path::new(path);
+        let map = crate::config::parse_file(p, &|k| env(k))
+            .map_err(|e| CliError(format!("Parse error: {e}")))?;
+        let warnings = crate::config::apply::apply(&map, &mut opts)
+            .map_err(|e| CliError(format!("Parse error: {e}")))?;
+        notes.extend(warnings.iter().map(|w| w.to_string()));
+        opts.config_file = Some(p.to_path_buf());
+    }
+    for spec in SPECS {
+        if let Some(var) = spec.env
+            && let Some(v) = env(var)
+        {
+            (spec.apply)(&mut opts, &v).map_err(|e| {
+                CliError(format!(
+                    "invalid value {v:?} for environment variable {var}: {e}"
+                ))
+            })?;
+        }
+    }
+    for (spec, name, value) in &flags {
+        (spec.apply)(&mut opts, value)
             .map_err(|e| CliError(format!("invalid value {value:?} for flag -{name}: {e}")))?;
     }
     opts.validate().map_err(CliError)?;
-    Ok(Command::Run(Box::new(opts)))
+    if test_only {
+        if config.is_none() {
+            return Err(CliError("-t needs a configuration file (-c FILE)".into()));
+        }
+        return Ok(Command::TestConfig(Box::new(opts), notes));
+    }
+    Ok(Command::Run(Box::new(opts), notes))
 }
 
 /// The `--help` text, generated from the same table the parser uses.
@@ -366,7 +686,7 @@ mod tests {
         match parse(args.iter().copied(), |k| {
             env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
         })? {
-            Command::Run(o) => Ok(*o),
+            Command::Run(o, _) => Ok(*o),
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -35,6 +35,7 @@ pub mod netif;
 pub mod options;
 pub mod proto;
 pub mod server;
+pub mod signal;
 pub mod stats;
 pub mod subject;
 pub mod sublist;

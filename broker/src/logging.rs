@@ -1,16 +1,43 @@
 //! Log output in nats-server's shape — `[pid] 2006/01/02 15:04:05.000000 [INF] message` — on
-//! stderr, because operators and test harnesses grep for these lines (`Server is ready`,
-//! `Listening for client connections on`, `Slow Consumer Detected`).
+//! stderr and, with `-l FILE`, in that file too, because operators and test harnesses grep for
+//! these lines (`Server is ready`, `Listening for client connections on`, `Slow Consumer
+//! Detected`): nats.py reads stderr, nats.rs polls the log file. `--log_format json` writes
+//! one JSON object per line instead, for Kubernetes log pipelines.
 
-use crate::options::LogLevel;
+use crate::options::{LogLevel, Options};
+use parking_lot::Mutex;
 use std::fmt;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
 use tracing_subscriber::registry::LookupSpan;
+
+/// What the logger needs from the options.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub level: LogLevel,
+    pub file: Option<PathBuf>,
+    pub logtime: bool,
+    pub json: bool,
+}
+
+impl From<&Options> for LogConfig {
+    fn from(o: &Options) -> Self {
+        LogConfig {
+            level: o.log_level,
+            file: o.log_file.clone(),
+            logtime: o.logtime,
+            json: o.log_json,
+        }
+    }
+}
 
 struct NatsFormat {
     pid: u32,
+    logtime: bool,
 }
 
 fn tag(level: &Level) -> &'static str {
@@ -21,6 +48,21 @@ fn tag(level: &Level) -> &'static str {
         Level::DEBUG => "DBG",
         Level::TRACE => "TRC",
     }
+}
+
+/// The line prefix: `[pid] date time [TAG] ` (without the time when `logtime` is off).
+fn prefix(pid: u32, logtime: bool, tag: &str) -> String {
+    if !logtime {
+        return format!("[{pid}] [{tag}] ");
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let (y, mo, d, h, mi, s) = crate::timefmt::civil(now.as_secs());
+    format!(
+        "[{pid}] {y:04}/{mo:02}/{d:02} {h:02}:{mi:02}:{s:02}.{:06} [{tag}] ",
+        now.subsec_micros()
+    )
 }
 
 impl<S, N> FormatEvent<S, N> for NatsFormat
@@ -34,36 +76,88 @@ where
         mut w: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        let (y, mo, d, h, mi, s) = crate::timefmt::civil(now.as_secs());
-        write!(
-            w,
-            "[{}] {y:04}/{mo:02}/{d:02} {h:02}:{mi:02}:{s:02}.{:06} [{}] ",
+        w.write_str(&prefix(
             self.pid,
-            now.subsec_micros(),
-            tag(event.metadata().level())
-        )?;
+            self.logtime,
+            tag(event.metadata().level()),
+        ))?;
         ctx.field_format().format_fields(w.by_ref(), event)?;
         writeln!(w)
     }
 }
 
-/// Installs the global logger at `level`. Safe to call more than once (later calls are no-ops).
-pub fn init(level: LogLevel) {
-    let filter = match level {
+/// Writes every log line to stderr and, when configured, appends it to the log file.
+#[derive(Clone)]
+struct Tee {
+    file: Option<Arc<Mutex<std::fs::File>>>,
+}
+
+struct TeeWriter<'a> {
+    tee: &'a Tee,
+}
+
+impl Write for TeeWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        if let Some(f) = &self.tee.file {
+            let _ = f.lock().write_all(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Tee {
+    type Writer = TeeWriter<'a>;
+    fn make_writer(&'a self) -> Self::Writer {
+        TeeWriter { tee: self }
+    }
+}
+
+static SINK: OnceLock<(Tee, bool)> = OnceLock::new();
+
+/// Installs the global logger. Safe to call more than once (later calls are no-ops).
+pub fn init(cfg: &LogConfig) -> Result<(), String> {
+    let file = match &cfg.file {
+        Some(p) => Some(Arc::new(Mutex::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| format!("cannot open log file {}: {e}", p.display()))?,
+        ))),
+        None => None,
+    };
+    let tee = Tee { file };
+    let _ = SINK.set((tee.clone(), cfg.logtime));
+    let filter = match cfg.level {
         LogLevel::Error => tracing::level_filters::LevelFilter::ERROR,
         LogLevel::Warn => tracing::level_filters::LevelFilter::WARN,
         LogLevel::Info => tracing::level_filters::LevelFilter::INFO,
         LogLevel::Debug => tracing::level_filters::LevelFilter::DEBUG,
         LogLevel::Trace => tracing::level_filters::LevelFilter::TRACE,
     };
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_max_level(filter)
-        .with_writer(std::io::stderr)
-        .event_format(NatsFormat {
-            pid: std::process::id(),
-        })
-        .try_init();
+        .with_writer(tee);
+    let _ = if cfg.json {
+        builder.json().with_current_span(false).try_init()
+    } else {
+        builder
+            .event_format(NatsFormat {
+                pid: std::process::id(),
+                logtime: cfg.logtime,
+            })
+            .try_init()
+    };
+    Ok(())
+}
+
+/// Logs a fatal error as nats-server does (`[FTL]`), before the process exits non-zero.
+pub fn fatal(msg: &str) {
+    let (tee, logtime) = SINK.get().cloned().unwrap_or((Tee { file: None }, true));
+    let line = format!("{}{msg}\n", prefix(std::process::id(), logtime, "FTL"));
+    let _ = tee.make_writer().write_all(line.as_bytes());
 }

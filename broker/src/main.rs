@@ -1,70 +1,176 @@
-//! The `nats-mini` binary: flags and environment → options, logging, signals → [`Server`].
+//! The `nats-mini` binary: flags, environment and config file → options, logging, signals →
+//! [`Server`]. Also answers to the name `nats-server` (through a link), so scripts, charts and
+//! the official clients' test harnesses that call nats-server work unchanged.
 
 use nats_mini::cli::{self, Command};
 use nats_mini::server::PRODUCT;
-use nats_mini::{Server, logging};
+use nats_mini::{Options, Server, logging};
+use std::path::Path;
 use tokio::signal::unix::{SignalKind, signal};
 
+/// The name we were invoked as (`nats-mini`, or `nats-server` through a link).
+fn exe_name() -> String {
+    std::env::args()
+        .next()
+        .and_then(|a| {
+            Path::new(&a)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "nats-mini".into())
+}
+
 fn main() {
+    let exe = exe_name();
     let cmd = match cli::parse(std::env::args().skip(1), |k| std::env::var(k).ok()) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("nats-mini: {e}");
-            eprintln!("Run 'nats-mini -help' for the list of options.");
-            std::process::exit(2);
+            eprintln!("{exe}: {e}");
+            if !e.0.starts_with("Parse error") && !e.0.contains("not supported") {
+                eprintln!("Run '{exe} -help' for the list of options.");
+            }
+            std::process::exit(
+                if e.0.contains("JetStream") || e.0.starts_with("Parse error") {
+                    1
+                } else {
+                    2
+                },
+            );
         }
     };
-    let opts = match cmd {
+    let (opts, notes) = match cmd {
         Command::Help => {
             print!("{}", cli::usage());
             return;
         }
         Command::Version => {
-            println!("{PRODUCT}");
+            println!(
+                "{exe}: {PRODUCT} (nats-server v{} compatible)",
+                nats_mini::options::COMPAT_VERSION
+            );
             return;
         }
-        Command::Run(o) => *o,
+        Command::Signal { command, target } => {
+            match nats_mini::signal::send(&command, target.as_deref()) {
+                Ok(pid) => eprintln!("{exe}: signal {command:?} sent to process {pid}"),
+                Err(e) => {
+                    eprintln!("{exe}: {e}");
+                    std::process::exit(1);
+                }
+            }
+            return;
+        }
+        Command::TestConfig(opts, notes) => {
+            let file = opts
+                .config_file
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            for n in &notes {
+                eprintln!("{exe}: {n}");
+            }
+            if notes.is_empty() {
+                eprintln!("{exe}: configuration file {file} is valid");
+                return;
+            }
+            // Warnings are fatal under -t, as in nats-server.
+            eprintln!("{exe}: configuration file {file} has warnings");
+            std::process::exit(1);
+        }
+        Command::Run(o, notes) => (*o, notes),
     };
-    logging::init(opts.log_level);
+    if let Err(e) = logging::init(&logging::LogConfig::from(&opts)) {
+        eprintln!("{exe}: {e}");
+        std::process::exit(1);
+    }
+    for n in &notes {
+        tracing::warn!("{n}");
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            tracing::error!("cannot start the runtime: {e}");
+            logging::fatal(&format!("cannot start the runtime: {e}"));
             std::process::exit(1);
         }
     };
-    let code = rt.block_on(run(opts));
+    let code = rt.block_on(run(opts, exe));
     std::process::exit(code);
 }
 
-async fn run(opts: nats_mini::Options) -> i32 {
-    let (mut int, mut term) = match (
+async fn run(opts: Options, exe: String) -> i32 {
+    let signals = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
-    ) {
-        (Ok(i), Ok(t)) => (i, t),
-        _ => {
-            tracing::error!("cannot install signal handlers");
-            return 1;
-        }
+        signal(SignalKind::user_defined2()),
+        signal(SignalKind::hangup()),
+    );
+    let (Ok(mut int), Ok(mut term), Ok(mut usr2), Ok(mut hup)) = signals else {
+        logging::fatal("cannot install signal handlers");
+        return 1;
     };
+    let pid_file = opts.pid_file.clone();
+    let ports_dir = opts.ports_file_dir.clone();
     let server = match Server::start(opts).await {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!("{e}");
+            logging::fatal(&e.to_string());
             return 1;
         }
     };
-    let name = tokio::select! {
-        _ = int.recv() => "interrupt",
-        _ = term.recv() => "terminated",
+    if let Some(p) = &pid_file
+        && let Err(e) = std::fs::write(p, std::process::id().to_string())
+    {
+        logging::fatal(&format!("cannot write pid file {}: {e}", p.display()));
+        server.shutdown().await;
+        return 1;
+    }
+    let ports_file = ports_dir.map(|d| nats_mini::signal::write_ports_file(&d, &exe, &server));
+    let ports_file = match ports_file.transpose() {
+        Ok(p) => p,
+        Err(e) => {
+            logging::fatal(&e);
+            server.shutdown().await;
+            return 1;
+        }
     };
-    tracing::info!("Trapped {name:?} signal");
+
+    loop {
+        tokio::select! {
+            _ = int.recv() => {
+                tracing::info!("Trapped \"interrupt\" signal");
+                break;
+            }
+            _ = term.recv() => {
+                if server.in_lame_duck() {
+                    // Kubernetes sends TERM after a lame-duck preStop: let the drain finish.
+                    tracing::info!("Trapped \"terminated\" signal: ignored during lame duck mode");
+                    continue;
+                }
+                tracing::info!("Trapped \"terminated\" signal");
+                break;
+            }
+            _ = hup.recv() => {
+                tracing::warn!("Trapped \"hangup\" signal: configuration reload is not supported yet");
+            }
+            _ = usr2.recv(), if !server.in_lame_duck() => {
+                tracing::info!("Trapped \"user defined signal 2\" signal");
+                // Drain in lame duck, but let SIGINT still cut it short.
+                tokio::select! {
+                    _ = server.lame_duck() => {}
+                    _ = int.recv() => tracing::info!("Trapped \"interrupt\" signal"),
+                }
+                break;
+            }
+        }
+    }
     tracing::info!("Initiating Shutdown...");
     server.shutdown().await;
+    for f in pid_file.iter().chain(ports_file.iter()) {
+        let _ = std::fs::remove_file(f);
+    }
     tracing::info!("Server Exiting..");
     0
 }

@@ -16,6 +16,8 @@ pub const DEFAULT_MAX_PENDING: usize = 128 * 1024 * 1024;
 pub const DEFAULT_MAX_CONTROL_LINE: usize = 4096;
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(60);
 pub const DEFAULT_PING_MAX: u32 = 3;
+pub const DEFAULT_LAME_DUCK_DURATION: Duration = Duration::from_secs(30);
+pub const DEFAULT_LAME_DUCK_GRACE_PERIOD: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_CLOSED_CLIENTS: usize = 10_000;
 pub const DEFAULT_AUTH_TIMEOUT: Duration = Duration::from_secs(2);
 /// The first server PING comes soon after CONNECT (nats-server: min(ping_interval, 2 s)), so
@@ -90,6 +92,35 @@ pub struct Options {
     pub max_closed_clients: usize,
     /// Prefix of every monitoring path (nats-server's `http_base_path`).
     pub http_base_path: String,
+    /// Lame duck: total time to drain clients after SIGUSR2 / `--signal ldm`.
+    pub lame_duck_duration: Duration,
+    /// Lame duck: wait this long before closing the first client.
+    pub lame_duck_grace_period: Duration,
+    /// Write the process id here at start; removed at exit.
+    pub pid_file: Option<std::path::PathBuf>,
+    /// Also write logs to this file.
+    pub log_file: Option<std::path::PathBuf>,
+    /// Prefix log lines with the time (nats-server's `logtime`, default on).
+    pub logtime: bool,
+    /// Logs as JSON lines, for Kubernetes log pipelines.
+    pub log_json: bool,
+    /// User and password clients must present (nats-server's single-user authorization).
+    pub auth_user: Option<String>,
+    pub auth_pass: Option<String>,
+    /// Per-connection subscription limit (0 = unlimited).
+    pub max_subscriptions: usize,
+    /// `host:port` advertised to clients instead of the bind address.
+    pub client_advertise: Option<String>,
+    /// Directory for the `<exe>_<pid>.ports` file test harnesses wait for.
+    pub ports_file_dir: Option<std::path::PathBuf>,
+    pub cluster_name: Option<String>,
+    pub cluster_advertise: Option<String>,
+    pub cluster_user: Option<String>,
+    pub cluster_pass: Option<String>,
+    pub no_advertise: bool,
+    pub connect_retries: u32,
+    /// The config file the options were read from (`-c`).
+    pub config_file: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -114,6 +145,24 @@ impl Default for Options {
             self_check: true,
             max_closed_clients: DEFAULT_MAX_CLOSED_CLIENTS,
             http_base_path: String::new(),
+            lame_duck_duration: DEFAULT_LAME_DUCK_DURATION,
+            lame_duck_grace_period: DEFAULT_LAME_DUCK_GRACE_PERIOD,
+            pid_file: None,
+            log_file: None,
+            logtime: true,
+            log_json: false,
+            auth_user: None,
+            auth_pass: None,
+            max_subscriptions: 0,
+            client_advertise: None,
+            ports_file_dir: None,
+            cluster_name: None,
+            cluster_advertise: None,
+            cluster_user: None,
+            cluster_pass: None,
+            no_advertise: false,
+            connect_retries: 0,
+            config_file: None,
         }
     }
 }
@@ -145,6 +194,12 @@ impl Options {
         }
         if self.ping_interval.is_zero() {
             return Err("ping_interval must be greater than 0".into());
+        }
+        if self.lame_duck_grace_period >= self.lame_duck_duration {
+            return Err(format!(
+                "lame_duck_grace_period ({:?}) must be less than lame_duck_duration ({:?})",
+                self.lame_duck_grace_period, self.lame_duck_duration
+            ));
         }
         Ok(())
     }

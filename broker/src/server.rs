@@ -69,6 +69,8 @@ pub struct ServerShared {
     next_cid: AtomicU64,
     info: Mutex<Info>,
     shutdown: CancellationToken,
+    /// Cancelled to stop accepting clients (lame duck or shutdown).
+    stop_accepting: CancellationToken,
     ready: AtomicBool,
     /// Signalled when the self-check's own connection has been unregistered, so `start`
     /// returns only once it no longer counts against `max_conns`.
@@ -90,7 +92,7 @@ impl ServerShared {
             .server_name
             .clone()
             .unwrap_or_else(|| server_id.clone());
-        let auth = Authenticator::from_token(opts.auth_token.as_deref());
+        let auth = Authenticator::from_options(&opts);
         let info = Info {
             server_id: server_id.clone(),
             server_name: server_name.clone(),
@@ -115,6 +117,7 @@ impl ServerShared {
             num_clients: AtomicUsize::new(0),
             next_cid: AtomicU64::new(1),
             info: Mutex::new(info),
+            stop_accepting: CancellationToken::new(),
             shutdown: CancellationToken::new(),
             ready: AtomicBool::new(false),
             self_check_closed: tokio::sync::Notify::new(),
@@ -243,6 +246,35 @@ impl ServerShared {
         self.max_open_files.store(n, Ordering::Relaxed);
     }
 
+    fn client_outbounds(&self) -> Vec<Arc<Outbound>> {
+        self.clients
+            .lock()
+            .values()
+            .map(|e| e.out.clone())
+            .collect()
+    }
+
+    /// Sends every client that understands async INFO (protocol 1) an INFO with `ldm: true`.
+    fn send_lame_duck_info(&self) {
+        let entries: Vec<Arc<ClientEntry>> = self.clients.lock().values().cloned().collect();
+        for e in entries {
+            if !e.async_info.load(Ordering::Acquire) {
+                continue;
+            }
+            let mut info = self.client_info();
+            info.ldm = true;
+            info.client_id = e.cid;
+            info.client_ip = e.peer.ip().to_string();
+            let mut buf = Vec::with_capacity(512);
+            info.encode(&mut buf);
+            if let crate::conn::outbound::Enqueued::Ok(_) =
+                e.out.enqueue(None, |b| b.extend_from_slice(&buf))
+            {
+                e.out.wake();
+            }
+        }
+    }
+
     /// Cancelled when the server shuts down.
     pub fn shutdown_token(&self) -> &CancellationToken {
         &self.shutdown
@@ -325,7 +357,7 @@ impl ServerBuilder {
 pub struct Server {
     shared: Arc<ServerShared>,
     addr: SocketAddr,
-    accept: tokio::task::JoinHandle<()>,
+    accept: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Server {
@@ -381,7 +413,7 @@ impl Server {
         let server = Server {
             shared,
             addr,
-            accept,
+            accept: Mutex::new(Some(accept)),
         };
         if server.shared.opts.self_check {
             if let Err(e) = server.self_check().await {
@@ -467,7 +499,9 @@ impl Server {
     async fn self_check(&self) -> Result<(), String> {
         let target = SocketAddr::new(reachable_ip(self.addr.ip()), self.addr.port());
         let subject = format!("_NATS_MINI.self_check.{}", self.shared.server_id);
-        let token = self.shared.opts.auth_token.clone().unwrap_or_default();
+        let o = &self.shared.opts;
+        let token = o.auth_token.clone().unwrap_or_default();
+        let (user, pass) = (o.auth_user.clone(), o.auth_pass.clone());
         let run = async {
             let mut s = TcpStream::connect(target)
                 .await
@@ -481,6 +515,7 @@ impl Server {
             let connect = serde_json::json!({
                 "verbose": false, "pedantic": false, "name": SELF_CHECK_NAME,
                 "lang": "rust", "protocol": 1, "auth_token": token,
+                "user": user, "pass": pass,
             });
             let req = format!(
                 "CONNECT {connect}\r\nSUB {subject} 1\r\nPUB {subject} 2\r\nok\r\nPING\r\n"
@@ -504,20 +539,61 @@ impl Server {
     }
 
     /// Graceful shutdown: stop accepting, flush what every client is owed (bounded by the
-    /// write deadline), close them, and return when all are gone.
-    pub async fn shutdown(self) {
+    /// write deadline), close them, and return when all are gone. Idempotent.
+    pub async fn shutdown(&self) {
         let s = &self.shared;
         s.shutdown.cancel();
-        let _ = (&mut { self.accept }).await;
-        let clients: Vec<Arc<Outbound>> =
-            s.clients.lock().values().map(|e| e.out.clone()).collect();
-        for c in clients {
+        let accept = self.accept.lock().take();
+        if let Some(accept) = accept {
+            let _ = accept.await;
+        }
+        for c in s.client_outbounds() {
             c.close(Close::silent(ClosedReason::ServerShutdown));
         }
         let deadline = tokio::time::Instant::now() + s.opts.write_deadline + Duration::from_secs(1);
         while s.num_clients.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+
+    pub fn in_lame_duck(&self) -> bool {
+        self.shared.in_lame_duck()
+    }
+
+    /// Lame-duck mode, as nats-server does it: stop accepting (so `/healthz` fails and load
+    /// balancers move on), tell clients with an async INFO carrying `"ldm":true` so they
+    /// reconnect elsewhere on their own, wait the grace period, then close the remaining
+    /// clients spread over the rest of `lame_duck_duration`, and shut down.
+    pub async fn lame_duck(&self) {
+        let s = &self.shared;
+        if s.lame_duck.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::info!("Entering lame duck mode, stop accepting new clients");
+        s.stop_accepting.cancel();
+        let accept = self.accept.lock().take();
+        if let Some(accept) = accept {
+            let _ = accept.await;
+        }
+        s.send_lame_duck_info();
+        let grace = s.opts.lame_duck_grace_period;
+        let spread = s.opts.lame_duck_duration.saturating_sub(grace);
+        tokio::time::sleep(grace).await;
+        let clients = s.client_outbounds();
+        if !clients.is_empty() {
+            tracing::info!("Closing existing clients");
+            // One client per step, each step at most a second (nats-server's pacing).
+            let step = (spread / clients.len() as u32).min(Duration::from_secs(1));
+            for c in clients {
+                c.close(Close::silent(ClosedReason::ServerShutdown));
+                if !step.is_zero() {
+                    let half = step / 2;
+                    let jitter = half.mul_f64(rand::random::<f64>());
+                    tokio::time::sleep(half + jitter).await;
+                }
+            }
+        }
+        self.shutdown().await;
     }
 }
 
@@ -589,6 +665,7 @@ async fn accept_loop(srv: Arc<ServerShared>, listener: TcpListener) {
     loop {
         let accepted = tokio::select! {
             _ = srv.shutdown.cancelled() => break,
+            _ = srv.stop_accepting.cancelled() => break,
             r = listener.accept() => r,
         };
         match accepted {

@@ -65,6 +65,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod apply;
 mod lexer;
 mod parser;
 mod value;
@@ -308,6 +309,15 @@ pub enum GoDurationError {
     Syntax(String),
     /// Valid Go syntax, but negative; a [`Duration`] cannot hold it.
     Negative,
+}
+
+impl fmt::Display for GoDurationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GoDurationError::Syntax(m) => f.write_str(m),
+            GoDurationError::Negative => f.write_str("a negative duration is not allowed"),
+        }
+    }
 }
 
 /// Parses Go's `time.ParseDuration` syntax: an optional sign, then one or more decimal numbers

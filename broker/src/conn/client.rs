@@ -425,6 +425,9 @@ impl Handler for ClientConn {
             version: opts.version.clone(),
             user: opts.user.clone().unwrap_or_default(),
         };
+        self.entry
+            .async_info
+            .store(opts.protocol >= 1, Ordering::Release);
         self.connected = true;
         let verbose = opts.verbose;
         let headers = opts.headers;

@@ -38,6 +38,9 @@ pub struct ClientEntry {
     /// Last measured round-trip time in nanoseconds (0 until measured).
     pub rtt_ns: AtomicU64,
     pub num_subs: AtomicU64,
+    /// The client said `protocol: 1` in CONNECT: it understands async INFO (lame duck,
+    /// cluster membership changes).
+    pub async_info: std::sync::atomic::AtomicBool,
 }
 
 pub fn unix_nanos(t: SystemTime) -> u64 {
@@ -64,6 +67,7 @@ impl ClientEntry {
             last_activity: AtomicU64::new(unix_nanos(start)),
             rtt_ns: AtomicU64::new(0),
             num_subs: AtomicU64::new(0),
+            async_info: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
