@@ -41,6 +41,7 @@ pub mod subject;
 pub mod sublist;
 pub mod subscription;
 pub mod timefmt;
+pub mod tune;
 
 pub use error::ClosedReason;
 pub use options::Options;

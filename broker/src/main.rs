@@ -22,7 +22,11 @@ fn exe_name() -> String {
 
 fn main() {
     let exe = exe_name();
-    let cmd = match cli::parse(std::env::args().skip(1), |k| std::env::var(k).ok()) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("tune") {
+        std::process::exit(run_tune(&args[1..]));
+    }
+    let cmd = match cli::parse(args, |k| std::env::var(k).ok()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{exe}: {e}");
@@ -98,6 +102,37 @@ fn main() {
     };
     let code = rt.block_on(run(opts, exe));
     std::process::exit(code);
+}
+
+/// `nats-mini tune`: host sysctls for the init container.
+fn run_tune(args: &[String]) -> i32 {
+    if args
+        .iter()
+        .any(|a| a == "-h" || a == "--help" || a == "-help")
+    {
+        print!("{}", nats_mini::tune::usage());
+        return 0;
+    }
+    let t = match nats_mini::tune::parse(args) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("nats-mini tune: {e}");
+            eprint!("{}", nats_mini::tune::usage());
+            return 2;
+        }
+    };
+    match nats_mini::tune::apply(&t, Path::new("/")) {
+        Ok(lines) => {
+            for l in lines {
+                println!("nats-mini tune: {l}");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("nats-mini tune: {e}");
+            1
+        }
+    }
 }
 
 async fn run(opts: Options, exe: String) -> i32 {
