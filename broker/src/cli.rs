@@ -509,6 +509,16 @@ const SPECS: &[Spec] = &[
         },
     },
     Spec {
+        names: &["config_watch"],
+        env: Some("NATS_CONFIG_WATCH"),
+        boolean: true,
+        help: "reload when the config file changes (default true; -config_watch=false to disable)",
+        apply: |o, v| {
+            o.config_watch = bool_value(v)?;
+            Ok(())
+        },
+    },
+    Spec {
         names: &["s", "syslog"],
         env: None,
         boolean: true,

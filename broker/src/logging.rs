@@ -118,6 +118,31 @@ impl<'a> MakeWriter<'a> for Tee {
 
 static SINK: OnceLock<(Tee, bool)> = OnceLock::new();
 
+type LevelHandle = tracing_subscriber::reload::Handle<
+    tracing::level_filters::LevelFilter,
+    tracing_subscriber::Registry,
+>;
+
+/// Changes the level of the installed logger (config reload).
+static LEVEL: OnceLock<LevelHandle> = OnceLock::new();
+
+fn filter_of(level: LogLevel) -> tracing::level_filters::LevelFilter {
+    match level {
+        LogLevel::Error => tracing::level_filters::LevelFilter::ERROR,
+        LogLevel::Warn => tracing::level_filters::LevelFilter::WARN,
+        LogLevel::Info => tracing::level_filters::LevelFilter::INFO,
+        LogLevel::Debug => tracing::level_filters::LevelFilter::DEBUG,
+        LogLevel::Trace => tracing::level_filters::LevelFilter::TRACE,
+    }
+}
+
+/// Sets the log level of the running logger (no-op before [`init`]).
+pub fn set_level(level: LogLevel) {
+    if let Some(h) = LEVEL.get() {
+        let _ = h.modify(|f| *f = filter_of(level));
+    }
+}
+
 /// Installs the global logger. Safe to call more than once (later calls are no-ops).
 pub fn init(cfg: &LogConfig) -> Result<(), String> {
     let file = match &cfg.file {
@@ -132,26 +157,34 @@ pub fn init(cfg: &LogConfig) -> Result<(), String> {
     };
     let tee = Tee { file };
     let _ = SINK.set((tee.clone(), cfg.logtime));
-    let filter = match cfg.level {
-        LogLevel::Error => tracing::level_filters::LevelFilter::ERROR,
-        LogLevel::Warn => tracing::level_filters::LevelFilter::WARN,
-        LogLevel::Info => tracing::level_filters::LevelFilter::INFO,
-        LogLevel::Debug => tracing::level_filters::LevelFilter::DEBUG,
-        LogLevel::Trace => tracing::level_filters::LevelFilter::TRACE,
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(filter)
-        .with_writer(tee);
-    let _ = if cfg.json {
-        builder.json().with_current_span(false).try_init()
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter_of(cfg.level));
+    let registry = tracing_subscriber::registry().with(filter);
+    let installed = if cfg.json {
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(false)
+                    .with_writer(tee),
+            )
+            .try_init()
     } else {
-        builder
-            .event_format(NatsFormat {
-                pid: std::process::id(),
-                logtime: cfg.logtime,
-            })
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .event_format(NatsFormat {
+                        pid: std::process::id(),
+                        logtime: cfg.logtime,
+                    })
+                    .with_writer(tee),
+            )
             .try_init()
     };
+    if installed.is_ok() {
+        let _ = LEVEL.set(handle);
+    }
     Ok(())
 }
 

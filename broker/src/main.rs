@@ -26,7 +26,7 @@ fn main() {
     if args.first().map(String::as_str) == Some("tune") {
         std::process::exit(run_tune(&args[1..]));
     }
-    let cmd = match cli::parse(args, |k| std::env::var(k).ok()) {
+    let cmd = match cli::parse(args.clone(), |k| std::env::var(k).ok()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{exe}: {e}");
@@ -100,7 +100,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let code = rt.block_on(run(opts, exe));
+    let code = rt.block_on(run(opts, exe, args));
     std::process::exit(code);
 }
 
@@ -135,7 +135,41 @@ fn run_tune(args: &[String]) -> i32 {
     }
 }
 
-async fn run(opts: Options, exe: String) -> i32 {
+fn reload(server: &Server, args: &[String]) {
+    match reread(args).and_then(|o| server.reload(o)) {
+        Ok(()) => {}
+        Err(e) => tracing::error!("Failed to reload server configuration: {e}"),
+    }
+}
+
+/// Re-reads flags, environment and config file (flags still win) for a reload.
+fn reread(args: &[String]) -> Result<Options, String> {
+    match cli::parse(args.to_vec(), |k| std::env::var(k).ok()) {
+        Ok(Command::Run(o, notes)) => {
+            for n in notes {
+                tracing::warn!("{n}");
+            }
+            Ok(*o)
+        }
+        Ok(_) => Err("unexpected command on reload".into()),
+        Err(e) => Err(e.0),
+    }
+}
+
+/// A digest of the file's bytes; reading by path follows Kubernetes' symlink swaps of mounted
+/// ConfigMaps and Secrets, which change neither the path nor (reliably) the mtime.
+fn file_digest(p: &Path) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let bytes = std::fs::read(p).ok()?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    Some(h.finish())
+}
+
+/// How often the config file is checked for changes.
+const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+async fn run(opts: Options, exe: String, args: Vec<String>) -> i32 {
     let signals = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
@@ -147,6 +181,9 @@ async fn run(opts: Options, exe: String) -> i32 {
         return 1;
     };
     let pid_file = opts.pid_file.clone();
+    let watch = opts.config_file.clone().filter(|_| opts.config_watch);
+    let mut watch_digest = watch.as_deref().and_then(file_digest);
+    let mut watch_tick = tokio::time::interval(WATCH_INTERVAL);
     let ports_dir = opts.ports_file_dir.clone();
     let server = match Server::start(opts).await {
         Ok(s) => s,
@@ -188,7 +225,16 @@ async fn run(opts: Options, exe: String) -> i32 {
                 break;
             }
             _ = hup.recv() => {
-                tracing::warn!("Trapped \"hangup\" signal: configuration reload is not supported yet");
+                tracing::info!("Trapped \"hangup\" signal");
+                reload(&server, &args);
+            }
+            _ = watch_tick.tick(), if watch.is_some() => {
+                let now = watch.as_deref().and_then(file_digest);
+                if now.is_some() && now != watch_digest {
+                    watch_digest = now;
+                    tracing::info!("Configuration file changed");
+                    reload(&server, &args);
+                }
             }
             _ = usr2.recv(), if !server.in_lame_duck() => {
                 tracing::info!("Trapped \"user defined signal 2\" signal");

@@ -121,6 +121,8 @@ pub struct Options {
     pub connect_retries: u32,
     /// The config file the options were read from (`-c`).
     pub config_file: Option<std::path::PathBuf>,
+    /// Reload by itself when the config file's content changes (default on with `-c`).
+    pub config_watch: bool,
 }
 
 impl Default for Options {
@@ -163,6 +165,7 @@ impl Default for Options {
             no_advertise: false,
             connect_retries: 0,
             config_file: None,
+            config_watch: true,
         }
     }
 }

@@ -56,10 +56,13 @@ pub enum StartError {
 /// State shared by every connection of one server.
 #[derive(Debug)]
 pub struct ServerShared {
-    pub opts: Options,
+    /// The options in force; replaced as a whole on reload (see [`ServerShared::reload`]).
+    live: parking_lot::RwLock<Arc<Options>>,
+    /// Bumped on every reload, so read loops refresh their limits with one atomic load.
+    config_gen: AtomicU64,
     pub server_id: String,
     pub server_name: String,
-    pub auth: Authenticator,
+    auth: parking_lot::RwLock<Arc<Authenticator>>,
     pub sublist: Sublist<Subscription>,
     pub stats: ServerStats,
     clients: Mutex<FxHashMap<u64, Arc<ClientEntry>>>,
@@ -109,7 +112,7 @@ impl ServerShared {
         ServerShared {
             server_id,
             server_name,
-            auth,
+            auth: parking_lot::RwLock::new(Arc::new(auth)),
             sublist: Sublist::new(),
             stats: ServerStats::default(),
             clients: Mutex::new(FxHashMap::default()),
@@ -129,8 +132,72 @@ impl ServerShared {
             max_open_files: AtomicU64::new(0),
             monitor: MonitorState::default(),
             metrics: Metrics::new(),
-            opts,
+            live: parking_lot::RwLock::new(Arc::new(opts)),
+            config_gen: AtomicU64::new(0),
         }
+    }
+
+    /// The options in force.
+    pub fn opts(&self) -> Arc<Options> {
+        self.live.read().clone()
+    }
+
+    /// The authenticator in force.
+    pub fn auth(&self) -> Arc<Authenticator> {
+        self.auth.read().clone()
+    }
+
+    /// Increases on every successful reload.
+    pub fn config_generation(&self) -> u64 {
+        self.config_gen.load(Ordering::Acquire)
+    }
+
+    /// Applies reloaded options, as nats-server's reload does: limits, authentication, log
+    /// level and routes change in place without dropping connections; a change to anything
+    /// that cannot change at run time refuses the whole reload, and the running config stays.
+    pub fn reload(&self, new: Options) -> Result<(), String> {
+        let old = self.opts();
+        let fixed: [(&str, String, String); 6] = [
+            ("Host", old.host.clone(), new.host.clone()),
+            ("Port", old.port.to_string(), new.port.to_string()),
+            ("HTTP", format!("{:?}", old.http), format!("{:?}", new.http)),
+            (
+                "Cluster",
+                format!("{:?}", old.cluster),
+                format!("{:?}", new.cluster),
+            ),
+            (
+                "MaxPending",
+                old.max_pending.to_string(),
+                new.max_pending.to_string(),
+            ),
+            (
+                "HTTPBasePath",
+                old.http_base_path.clone(),
+                new.http_base_path.clone(),
+            ),
+        ];
+        for (field, a, b) in fixed {
+            if a != b {
+                return Err(format!(
+                    "config reload not supported for {field}: old={a}, new={b}"
+                ));
+            }
+        }
+        new.validate()?;
+        let auth = Authenticator::from_options(&new);
+        {
+            let mut info = self.info.lock();
+            info.max_payload = new.max_payload;
+            info.auth_required = auth.required();
+        }
+        crate::logging::set_level(new.log_level);
+        *self.auth.write() = Arc::new(auth);
+        *self.live.write() = Arc::new(new);
+        *self.config_load_time.lock() = SystemTime::now();
+        self.config_gen.fetch_add(1, Ordering::AcqRel);
+        tracing::info!("Reloaded server configuration");
+        Ok(())
     }
 
     /// The INFO template for a new client (the connection fills in its own id and address).
@@ -157,14 +224,14 @@ impl ServerShared {
                 self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     "{peer} - cid:{cid} - Slow Consumer Detected: MaxPending of {} Exceeded",
-                    self.opts.max_pending
+                    self.opts().max_pending
                 );
             }
             ClosedReason::SlowConsumerWriteDeadline => {
                 self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     "{peer} - cid:{cid} - Slow Consumer Detected: WriteDeadline of {:?} exceeded",
-                    self.opts.write_deadline
+                    self.opts().write_deadline
                 );
             }
             ClosedReason::StaleConnection => {
@@ -173,9 +240,10 @@ impl ServerShared {
             _ => {}
         }
         tracing::debug!("{peer} - cid:{cid} - Client connection closed: {reason}");
-        if self.opts.max_closed_clients > 0 {
+        let keep = self.opts().max_closed_clients;
+        if keep > 0 {
             let mut ring = self.closed.lock();
-            if ring.len() >= self.opts.max_closed_clients {
+            if ring.len() >= keep {
                 ring.pop_front();
             }
             ring.push_back(closed);
@@ -403,10 +471,10 @@ impl Server {
             tokio::spawn(crate::monitor::serve(shared.clone(), l));
         }
         let open_files = shared.max_open_files();
-        if open_files > 0 && (shared.opts.max_conns as u64) > open_files {
+        if open_files > 0 && (shared.opts().max_conns as u64) > open_files {
             tracing::warn!(
                 "max_connections ({}) exceeds the open-file limit ({open_files}): connections beyond it will be refused by the OS",
-                shared.opts.max_conns
+                shared.opts().max_conns
             );
         }
         let accept = tokio::spawn(accept_loop(shared.clone(), listener));
@@ -415,7 +483,7 @@ impl Server {
             addr,
             accept: Mutex::new(Some(accept)),
         };
-        if server.shared.opts.self_check {
+        if server.shared.opts().self_check {
             if let Err(e) = server.self_check().await {
                 server.shutdown().await;
                 return Err(StartError::SelfCheck(e));
@@ -466,7 +534,8 @@ impl Server {
     pub fn monitor_url(&self) -> Option<String> {
         let a = self.shared.http_addr()?;
         let ip = reachable_ip(a.ip());
-        let base = self.shared.opts.http_base_path.trim_end_matches('/');
+        let opts = self.shared.opts();
+        let base = opts.http_base_path.trim_end_matches('/');
         Some(format!("http://{}{base}", host_port(&ip, a.port())))
     }
 
@@ -499,7 +568,7 @@ impl Server {
     async fn self_check(&self) -> Result<(), String> {
         let target = SocketAddr::new(reachable_ip(self.addr.ip()), self.addr.port());
         let subject = format!("_NATS_MINI.self_check.{}", self.shared.server_id);
-        let o = &self.shared.opts;
+        let o = self.shared.opts();
         let token = o.auth_token.clone().unwrap_or_default();
         let (user, pass) = (o.auth_user.clone(), o.auth_pass.clone());
         let run = async {
@@ -550,7 +619,8 @@ impl Server {
         for c in s.client_outbounds() {
             c.close(Close::silent(ClosedReason::ServerShutdown));
         }
-        let deadline = tokio::time::Instant::now() + s.opts.write_deadline + Duration::from_secs(1);
+        let deadline =
+            tokio::time::Instant::now() + s.opts().write_deadline + Duration::from_secs(1);
         while s.num_clients.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -558,6 +628,16 @@ impl Server {
 
     pub fn in_lame_duck(&self) -> bool {
         self.shared.in_lame_duck()
+    }
+
+    /// Applies reloaded options (see [`ServerShared::reload`]).
+    pub fn reload(&self, opts: Options) -> Result<(), String> {
+        self.shared.reload(opts)
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> Arc<Options> {
+        self.shared.opts()
     }
 
     /// Lame-duck mode, as nats-server does it: stop accepting (so `/healthz` fails and load
@@ -576,8 +656,8 @@ impl Server {
             let _ = accept.await;
         }
         s.send_lame_duck_info();
-        let grace = s.opts.lame_duck_grace_period;
-        let spread = s.opts.lame_duck_duration.saturating_sub(grace);
+        let grace = s.opts().lame_duck_grace_period;
+        let spread = s.opts().lame_duck_duration.saturating_sub(grace);
         tokio::time::sleep(grace).await;
         let clients = s.client_outbounds();
         if !clients.is_empty() {
@@ -672,7 +752,7 @@ async fn accept_loop(srv: Arc<ServerShared>, listener: TcpListener) {
             Ok((stream, peer)) => {
                 backoff = Duration::from_millis(10);
                 let cid = srv.next_cid.fetch_add(1, Ordering::Relaxed);
-                if srv.num_clients.load(Ordering::Acquire) >= srv.opts.max_conns {
+                if srv.num_clients.load(Ordering::Acquire) >= srv.opts().max_conns {
                     tokio::spawn(reject_max_conns(srv.clone(), stream, peer, cid));
                     continue;
                 }
@@ -707,7 +787,7 @@ async fn reject_max_conns(
     info.encode(&mut buf);
     wire::err(&mut buf, "maximum connections exceeded");
     tracing::error!("{peer} - cid:{cid} - maximum connections exceeded");
-    let _ = tokio::time::timeout(srv.opts.write_deadline, async {
+    let _ = tokio::time::timeout(srv.opts().write_deadline, async {
         stream.write_all(&buf).await?;
         stream.shutdown().await
     })

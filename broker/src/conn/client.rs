@@ -343,12 +343,12 @@ impl ClientConn {
 
     /// Sends a server PING or closes a stale connection. Returns the delay to the next check.
     fn ping_tick(&mut self) -> Result<Duration, Close> {
-        let interval = self.srv.opts.ping_interval;
+        let interval = self.srv.opts().ping_interval;
         let now = Instant::now();
         let need_rtt = self.rtt_at.is_none();
         // A client that sent us something within the interval is alive: skip this PING.
         if need_rtt || now.duration_since(self.last_in) >= interval {
-            if self.pings_out + 1 > self.srv.opts.ping_max {
+            if self.pings_out + 1 > self.srv.opts().ping_max {
                 return Err(Close::with_err(
                     ClosedReason::StaleConnection,
                     "Stale Connection",
@@ -376,7 +376,7 @@ impl Handler for ClientConn {
             pass: opts.pass.as_deref(),
             token: opts.auth_token.as_deref(),
         };
-        if !self.srv.auth.check(&creds) {
+        if !self.srv.auth().check(&creds) {
             tracing::error!("{} - cid:{} - authentication error", self.peer, self.cid);
             return Err(auth_violation);
         }
@@ -588,14 +588,15 @@ fn proto_close(e: ProtoError) -> Close {
 pub(crate) async fn serve(srv: Arc<ServerShared>, stream: TcpStream, peer: SocketAddr, cid: u64) {
     let _ = stream.set_nodelay(true);
     let (mut rd, wr) = stream.into_split();
-    let out = Arc::new(Outbound::new(srv.opts.max_pending));
+    let opts = srv.opts();
+    let out = Arc::new(Outbound::new(opts.max_pending));
     let entry = Arc::new(ClientEntry::new(cid, peer, out.clone()));
     let mut conn = ClientConn::new(entry.clone(), srv.clone());
     srv.register_client(entry.clone());
 
     let writer = {
         let out = out.clone();
-        let deadline = srv.opts.write_deadline;
+        let deadline = opts.write_deadline;
         let hist = srv.metrics.flush_seconds.clone();
         tokio::spawn(async move { out.write_loop(wr, deadline, Some(hist)).await })
     };
@@ -603,17 +604,18 @@ pub(crate) async fn serve(srv: Arc<ServerShared>, stream: TcpStream, peer: Socke
     conn.send_info(false);
     conn.flush_receivers();
 
-    let mut parser = Parser::new(srv.opts.max_control_line, srv.opts.max_payload);
-    let auth_required = srv.auth.required();
+    let mut parser = Parser::new(opts.max_control_line, opts.max_payload);
+    let mut config_gen = srv.config_generation();
+    let auth_required = srv.auth().required();
     parser.awaiting_connect = auth_required;
 
     let auth_deadline = tokio::time::sleep(if auth_required {
-        srv.opts.auth_timeout
+        opts.auth_timeout
     } else {
         Duration::from_secs(86400 * 365)
     });
     tokio::pin!(auth_deadline);
-    let ping_timer = tokio::time::sleep(srv.opts.ping_interval);
+    let ping_timer = tokio::time::sleep(opts.ping_interval);
     tokio::pin!(ping_timer);
     let mut first_ping_armed = false;
 
@@ -630,6 +632,14 @@ pub(crate) async fn serve(srv: Arc<ServerShared>, stream: TcpStream, peer: Socke
                     Err(_) => break Some(Close::silent(ClosedReason::ReadError)),
                 };
                 conn.last_in = Instant::now();
+                // A reload changed the limits: apply them from this read on.
+                let generation = srv.config_generation();
+                if generation != config_gen {
+                    config_gen = generation;
+                    let o = srv.opts();
+                    parser.max_payload = o.max_payload;
+                    parser.max_control_line = o.max_control_line;
+                }
                 let was_connected = conn.connected;
                 let res = parser.parse(&buf[..n], &mut conn);
                 conn.flush_receivers();
@@ -651,7 +661,7 @@ pub(crate) async fn serve(srv: Arc<ServerShared>, stream: TcpStream, peer: Socke
                     // The first PING comes soon after CONNECT (with up to 20% jitter) so the
                     // RTT is known early.
                     first_ping_armed = true;
-                    let base = srv.opts.ping_interval.min(FIRST_PING_DELAY);
+                    let base = srv.opts().ping_interval.min(FIRST_PING_DELAY);
                     let jitter = base.mul_f64((conn.next_random() % 1000) as f64 / 5000.0);
                     ping_timer.as_mut().reset(tokio::time::Instant::now() + base + jitter);
                 }

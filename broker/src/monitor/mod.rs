@@ -117,7 +117,8 @@ fn handle(srv: &Arc<ServerShared>, req: Request<Incoming>) -> Resp {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
     }
-    let base = srv.opts.http_base_path.trim_end_matches('/');
+    let opts = srv.opts();
+    let base = opts.http_base_path.trim_end_matches('/');
     let Some(path) = req.uri().path().strip_prefix(base) else {
         return text(StatusCode::NOT_FOUND, "404 page not found\n");
     };

@@ -105,7 +105,7 @@ pub struct Varz {
 
 pub fn varz(srv: &ServerShared) -> Varz {
     let st = srv.stats.snapshot();
-    let opts = &srv.opts;
+    let opts = srv.opts();
     let now = SystemTime::now();
     let (http_host, http_port) = srv
         .http_addr()
@@ -122,7 +122,7 @@ pub fn varz(srv: &ServerShared) -> Varz {
         go: PRODUCT,
         host: opts.host.clone(),
         port: srv.client_port(),
-        auth_required: srv.auth.required(),
+        auth_required: srv.auth().required(),
         connect_urls: Vec::new(),
         max_connections: opts.max_conns,
         ping_interval: opts.ping_interval.as_nanos(),
