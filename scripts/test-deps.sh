@@ -34,6 +34,9 @@ PY_PACKAGES=(
     "pytest"
     "pytest-asyncio"
     "pytest-timeout"
+    "kubernetes-validate==1.37.0"
+    "prometheus-client"
+    "jsonschema"
 )
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
 

@@ -257,6 +257,15 @@ fn parse_lame_duck(v: &Item, k: &str) -> Result<Duration, ConfigError> {
     super::parse_go_duration(s).map_err(|e| err(v, k, format!("error parsing {k}: {e}")))
 }
 
+/// A secret or user name as text. `$VAR` values from the environment are parsed as config
+/// values, so a numeric token such as `12345` arrives as an integer: take it as its digits.
+fn secret_text(v: &Item, k: &str) -> Result<String, ConfigError> {
+    match &v.value {
+        Value::Integer(n) => Ok(n.to_string()),
+        _ => v.as_str(k).map(str::to_string),
+    }
+}
+
 fn apply_authorization(
     map: &Map,
     opts: &mut Options,
@@ -267,9 +276,9 @@ fn apply_authorization(
         let k = k.as_str();
         let v = &e.value;
         match k {
-            "token" => opts.auth_token = Some(v.as_str(k)?.to_string()),
-            "user" | "username" => opts.auth_user = Some(v.as_str(k)?.to_string()),
-            "password" | "pass" => opts.auth_pass = Some(v.as_str(k)?.to_string()),
+            "token" => opts.auth_token = Some(secret_text(v, k)?),
+            "user" | "username" => opts.auth_user = Some(secret_text(v, k)?),
+            "password" | "pass" => opts.auth_pass = Some(secret_text(v, k)?),
             "timeout" => {
                 opts.auth_timeout = match &v.value {
                     Value::Integer(n) => Duration::from_secs(u64::try_from(*n).unwrap_or(0)),
