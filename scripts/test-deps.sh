@@ -10,6 +10,13 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO/.venv"
 
+# --- 0. System tools ---------------------------------------------------------
+# openssl generates throwaway TLS certificates for the operator's config test.
+if ! command -v openssl >/dev/null 2>&1; then
+    echo "test-deps: installing openssl"
+    apt-get update -qq && apt-get install -y -qq openssl >/dev/null
+fi
+
 # --- 1. Python virtualenv ----------------------------------------------------
 if [ ! -x "$VENV/bin/python" ]; then
     echo "test-deps: creating venv at $VENV"
