@@ -250,18 +250,24 @@ impl ServerShared {
         }
     }
 
-    /// Snapshots of the live connections (with their subscriptions when `subs`).
+    /// Snapshots of the live connections (with their subscriptions when `subs`). Counts come
+    /// from the index, which is the truth after `UNSUB max` removals.
     pub fn open_connections(&self, subs: bool) -> Vec<ConnSnapshot> {
         let entries: Vec<Arc<ClientEntry>> = self.clients.lock().values().cloned().collect();
         let mut by_cid: FxHashMap<u64, Vec<crate::conn::entry::SubSnapshot>> = FxHashMap::default();
-        if subs {
-            for s in self.sublist.all() {
+        let mut counts: FxHashMap<u64, u64> = FxHashMap::default();
+        for s in self.sublist.all() {
+            *counts.entry(s.cid).or_default() += 1;
+            if subs {
                 by_cid.entry(s.cid).or_default().push(s.snapshot());
             }
         }
         entries
             .iter()
-            .map(|e| e.snapshot(by_cid.remove(&e.cid).unwrap_or_default()))
+            .map(|e| {
+                let n = counts.get(&e.cid).copied().unwrap_or(0);
+                e.snapshot(by_cid.remove(&e.cid).unwrap_or_default(), Some(n))
+            })
             .collect()
     }
 

@@ -1,7 +1,7 @@
 """Differential-test harness: server processes, raw connections, normalization.
 
-Used by test_differential.py (raw protocol transcripts) and test_nats_py.py
-(nats-py smoke tests).  Nothing here knows about pytest except `ServerError`
+Used by test_differential.py (raw protocol transcripts), test_nats_py.py
+(nats-py smoke tests) and test_monitoring.py (HTTP monitoring).  Nothing here knows about pytest except `ServerError`
 messages, so it can also be driven from the command line:
 
     .venv/bin/python tests/py/harness.py dump [NAME_SUBSTRING...]
@@ -107,6 +107,14 @@ OPTION_MAP: dict[str, dict[str, Any]] = {
         "conf": lambda v: (None, f"ping_max: {int(v)}"),
         "mini": lambda v: ["--ping_max", str(int(v))],
     },
+    "max_pending": {  # bytes
+        "conf": lambda v: (None, f"max_pending: {int(v)}"),
+        "mini": lambda v: ["--max_pending", str(int(v))],
+    },
+    "write_deadline": {  # seconds
+        "conf": lambda v: (None, f'write_deadline: "{_dur(v)}"'),
+        "mini": lambda v: ["--write_deadline", _dur(v)],
+    },
 }
 
 # nats-mini's defaults differ from nats-server's (max_payload 2 MiB vs 1 MiB).
@@ -152,13 +160,21 @@ def free_port() -> int:
 
 
 class Server:
-    """One server process (kind = "nats-server" or "nats-mini")."""
+    """One server process (kind = "nats-server" or "nats-mini").
 
-    def __init__(self, kind: str, options: dict[str, Any], binary: str | Path):
+    monitor=True also starts the HTTP monitoring server on a free port of
+    127.0.0.1 (`http_port`, `http_url`); otherwise nats-mini gets `--http off`
+    and nats-server no `-m`."""
+
+    def __init__(
+        self, kind: str, options: dict[str, Any], binary: str | Path, monitor: bool = False
+    ):
         self.kind = kind
         self.options = dict(options)
         self.binary = str(binary)
+        self.monitor = monitor
         self.port = 0
+        self.http_port = 0
         self.proc: subprocess.Popen | None = None
         self.dir = Path(tempfile.mkdtemp(prefix=f"diff-{kind}-"))
         self.log_path = self.dir / "server.log"
@@ -166,6 +182,8 @@ class Server:
     def command(self) -> list[str]:
         if self.kind == "nats-server":
             cmd = [self.binary, "-a", "127.0.0.1", "-p", str(self.port)]
+            if self.monitor:
+                cmd += ["-m", str(self.http_port)]  # http host = -a
             if self.options:
                 conf = self.dir / "server.conf"
                 conf.write_text(nats_server_config(self.options))
@@ -177,7 +195,7 @@ class Server:
                 "--listen",
                 f"127.0.0.1:{self.port}",
                 "--http",
-                "off",
+                f"127.0.0.1:{self.http_port}" if self.monitor else "off",
             ] + nats_mini_args(self.options)
         raise ValueError(self.kind)
 
@@ -191,6 +209,10 @@ class Server:
         last = ""
         for _ in range(attempts):  # a random port can be taken in between
             self.port = free_port()
+            if self.monitor:
+                self.http_port = free_port()
+                while self.http_port == self.port:
+                    self.http_port = free_port()
             log = open(self.log_path, "wb")
             self.proc = subprocess.Popen(
                 self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
@@ -223,12 +245,23 @@ class Server:
                         if not chunk:
                             break
                         buf += chunk
-                    if buf.startswith(b"INFO "):
+                    if buf.startswith(b"INFO ") and self._http_accepts():
                         return
             except OSError:
                 pass
             time.sleep(0.05)
         raise ServerError(f"{self.kind} not ready after {timeout}s: {self.command()}\n" + self.log_tail())
+
+    def _http_accepts(self) -> bool:
+        """With monitoring on: the HTTP port accepts a TCP connection (no
+        request is made, so `/varz` http_req_stats stay untouched)."""
+        if not self.monitor:
+            return True
+        try:
+            with socket.create_connection(("127.0.0.1", self.http_port), timeout=0.5):
+                return True
+        except OSError:
+            return False
 
     def log_tail(self, n: int = 30) -> str:
         try:
@@ -250,6 +283,10 @@ class Server:
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
 
 
 # ---------------------------------------------------------------------------

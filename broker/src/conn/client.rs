@@ -649,7 +649,7 @@ pub(crate) async fn serve(srv: Arc<ServerShared>, stream: TcpStream, peer: Socke
                 }
                 entry.in_msgs.fetch_add(conn.batch.in_msgs, Ordering::Relaxed);
                 entry.in_bytes.fetch_add(conn.batch.in_bytes, Ordering::Relaxed);
-                entry.last_activity.store(unix_nanos(std::time::SystemTime::now()), Ordering::Relaxed);
+                out.last_activity.store(unix_nanos(std::time::SystemTime::now()), Ordering::Relaxed);
                 conn.batch = BatchStats::default();
                 if let Err(stop) = res {
                     break Some(match stop {
@@ -702,7 +702,9 @@ pub(crate) async fn serve(srv: Arc<ServerShared>, stream: TcpStream, peer: Socke
         .close_reason()
         .map(|c| c.reason)
         .unwrap_or(ClosedReason::ClientClosed);
-    let mut closed: ConnSnapshot = entry.snapshot(conn.sub_snapshots());
+    let subs_now = conn.sub_snapshots();
+    let count = subs_now.len() as u64;
+    let mut closed: ConnSnapshot = entry.snapshot(subs_now, Some(count));
     closed.stop = Some(std::time::SystemTime::now());
     closed.reason = Some(reason);
 

@@ -33,8 +33,6 @@ pub struct ClientEntry {
     pub desc: Mutex<ClientDesc>,
     pub in_msgs: AtomicU64,
     pub in_bytes: AtomicU64,
-    /// Unix time in nanoseconds of the last read.
-    pub last_activity: AtomicU64,
     /// Last measured round-trip time in nanoseconds (0 until measured).
     pub rtt_ns: AtomicU64,
     pub num_subs: AtomicU64,
@@ -64,7 +62,6 @@ impl ClientEntry {
             desc: Mutex::new(ClientDesc::default()),
             in_msgs: AtomicU64::new(0),
             in_bytes: AtomicU64::new(0),
-            last_activity: AtomicU64::new(unix_nanos(start)),
             rtt_ns: AtomicU64::new(0),
             num_subs: AtomicU64::new(0),
             async_info: std::sync::atomic::AtomicBool::new(false),
@@ -72,7 +69,9 @@ impl ClientEntry {
     }
 
     /// A consistent-enough copy of the counters, taken without stopping the connection.
-    pub fn snapshot(&self, subs: Vec<SubSnapshot>) -> ConnSnapshot {
+    /// `num_subs` comes from the caller when it counted the index (subscriptions removed by
+    /// another connection's delivery, `UNSUB max`, are only visible there).
+    pub fn snapshot(&self, subs: Vec<SubSnapshot>, num_subs: Option<u64>) -> ConnSnapshot {
         let (pending, out_msgs, out_bytes) = {
             let q = self.out.queue.lock();
             (q.pending, q.msgs, q.bytes)
@@ -81,7 +80,7 @@ impl ClientEntry {
             cid: self.cid,
             peer: self.peer,
             start: self.start,
-            last_activity: from_unix_nanos(self.last_activity.load(Ordering::Relaxed)),
+            last_activity: from_unix_nanos(self.out.last_activity.load(Ordering::Relaxed)),
             stop: None,
             reason: None,
             rtt: Duration::from_nanos(self.rtt_ns.load(Ordering::Relaxed)),
@@ -90,7 +89,7 @@ impl ClientEntry {
             in_bytes: self.in_bytes.load(Ordering::Relaxed),
             out_msgs,
             out_bytes,
-            num_subs: self.num_subs.load(Ordering::Relaxed),
+            num_subs: num_subs.unwrap_or_else(|| self.num_subs.load(Ordering::Relaxed)),
             desc: self.desc.lock().clone(),
             subs,
         }

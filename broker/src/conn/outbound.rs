@@ -16,7 +16,7 @@
 use crate::conn::Close;
 use crate::error::ClosedReason;
 use parking_lot::Mutex;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
@@ -54,6 +54,9 @@ pub struct Outbound {
     pub max_pending: usize,
     /// Whether the receiver announced headers support (decides HMSG or stripped MSG).
     pub headers: AtomicBool,
+    /// Unix time in nanoseconds of the last read or completed write (`/connz`
+    /// `last_activity`); the writer stores it once per batch.
+    pub last_activity: AtomicU64,
 }
 
 /// The result of appending one delivery.
@@ -76,6 +79,9 @@ impl Outbound {
             abort: CancellationToken::new(),
             max_pending,
             headers: AtomicBool::new(false),
+            last_activity: AtomicU64::new(crate::conn::entry::unix_nanos(
+                std::time::SystemTime::now(),
+            )),
         }
     }
 
@@ -196,6 +202,10 @@ impl Outbound {
             if let Some(h) = &flush_seconds {
                 h.observe(started.elapsed().as_secs_f64());
             }
+            self.last_activity.store(
+                crate::conn::entry::unix_nanos(std::time::SystemTime::now()),
+                Ordering::Relaxed,
+            );
             spare.clear();
             if spare.capacity() > KEEP_CAPACITY {
                 spare = Vec::new();

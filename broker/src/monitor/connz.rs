@@ -22,8 +22,10 @@ pub struct Connz {
 
 #[derive(Serialize)]
 pub struct SubDetail {
-    pub account: &'static str,
-    pub account_tag: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_tag: Option<&'static str>,
     pub subject: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qgroup: Option<String>,
@@ -41,8 +43,8 @@ fn is_zero(n: &u64) -> bool {
 impl From<&SubSnapshot> for SubDetail {
     fn from(s: &SubSnapshot) -> Self {
         SubDetail {
-            account: "$G",
-            account_tag: "$G",
+            account: Some("$G"),
+            account_tag: Some("$G"),
             subject: s.subject.clone(),
             qgroup: s.queue.clone(),
             sid: s.sid.clone(),
@@ -86,11 +88,13 @@ pub struct ConnInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authorized_user: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub account: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub subscriptions_list: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subscriptions_list_detail: Option<Vec<SubDetail>>,
+    /// With `auth=1`: the account's name tag (`$G`); nats-server omits `account` for the
+    /// global account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name_tag: Option<&'static str>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -140,6 +144,16 @@ impl Sort {
     }
 }
 
+/// nats-server truncates an RTT between 1 µs and 1 ms to whole microseconds.
+fn rtt_for_display(rtt: std::time::Duration) -> std::time::Duration {
+    let us = std::time::Duration::from_micros(1);
+    if rtt > us && rtt < std::time::Duration::from_millis(1) {
+        std::time::Duration::from_micros(rtt.as_micros() as u64)
+    } else {
+        rtt
+    }
+}
+
 pub fn connz(srv: &ServerShared, q: &Query) -> Result<Connz, String> {
     let sort_text = q.get("sort");
     let sort =
@@ -178,10 +192,11 @@ pub fn connz(srv: &ServerShared, q: &Query) -> Result<Connz, String> {
     if state != State::Open {
         conns.extend(srv.closed_connections());
     }
+    // nats-server reports the number of connections in the requested state, even for `cid=`.
+    let total = conns.len();
     if cid > 0 {
         conns.retain(|c| c.cid == cid);
     }
-    let total = conns.len();
     let now = SystemTime::now();
     let end = |c: &ConnSnapshot| c.stop.unwrap_or(now);
     let dur = |a: SystemTime, b: SystemTime| b.duration_since(a).unwrap_or_default();
@@ -195,7 +210,8 @@ pub fn connz(srv: &ServerShared, q: &Query) -> Result<Connz, String> {
         Sort::BytesFrom => conns.sort_by_key(|c| std::cmp::Reverse(c.in_bytes)),
         Sort::Last => conns.sort_by_key(|c| std::cmp::Reverse(c.last_activity)),
         Sort::Idle => conns.sort_by_key(|c| std::cmp::Reverse(dur(c.last_activity, end(c)))),
-        Sort::Uptime => conns.sort_by_key(|c| std::cmp::Reverse(dur(c.start, end(c)))),
+        // nats-server 2.15 lists the newest connection (shortest uptime) first.
+        Sort::Uptime => conns.sort_by_key(|c| dur(c.start, end(c))),
         Sort::Stop => conns.sort_by_key(|c| std::cmp::Reverse(c.stop)),
         Sort::Reason => conns.sort_by_key(|c| c.reason.map(|r| r.to_string())),
         Sort::Rtt => conns.sort_by_key(|c| std::cmp::Reverse(c.rtt)),
@@ -217,7 +233,7 @@ pub fn connz(srv: &ServerShared, q: &Query) -> Result<Connz, String> {
                 last_activity: timefmt::rfc3339(c.last_activity),
                 stop: c.stop.map(timefmt::rfc3339),
                 reason: c.reason.map(|r| r.to_string()),
-                rtt: (!c.rtt.is_zero()).then(|| timefmt::go_duration(c.rtt)),
+                rtt: Some(timefmt::go_duration(rtt_for_display(c.rtt))),
                 uptime: timefmt::uptime(dur(c.start, end(c))),
                 idle: timefmt::uptime(dur(c.last_activity, end(c))),
                 pending_bytes: c.pending_bytes,
@@ -230,11 +246,23 @@ pub fn connz(srv: &ServerShared, q: &Query) -> Result<Connz, String> {
                 lang: c.desc.lang.clone(),
                 version: c.desc.version.clone(),
                 authorized_user: (auth && !c.desc.user.is_empty()).then(|| c.desc.user.clone()),
-                account: auth.then_some("$G"),
+                name_tag: auth.then_some("$G"),
                 subscriptions_list: (subs && !sorted_subs.is_empty())
                     .then(|| sorted_subs.iter().map(|s| s.subject.clone()).collect()),
-                subscriptions_list_detail: (detail && !sorted_subs.is_empty())
-                    .then(|| sorted_subs.iter().map(SubDetail::from).collect()),
+                // nats-server names the account in details of closed connections only.
+                subscriptions_list_detail: (detail && !sorted_subs.is_empty()).then(|| {
+                    sorted_subs
+                        .iter()
+                        .map(|s| {
+                            let mut d = SubDetail::from(s);
+                            if c.stop.is_none() {
+                                d.account = None;
+                                d.account_tag = None;
+                            }
+                            d
+                        })
+                        .collect()
+                }),
             }
         })
         .collect();

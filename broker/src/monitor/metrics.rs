@@ -47,7 +47,7 @@ fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
 
 const COUNTERS: &[(&str, &str)] = &[
     (
-        "nats_mini_connections_total",
+        "nats_mini_accepted_connections_total",
         "Client connections accepted since start.",
     ),
     ("nats_mini_in_msgs_total", "Messages received from clients."),
@@ -159,7 +159,7 @@ impl Metrics {
             let mut last = self.last.lock();
             for (name, c) in &self.counters {
                 let now = match *name {
-                    "nats_mini_connections_total" => st.total_connections,
+                    "nats_mini_accepted_connections_total" => st.total_connections,
                     "nats_mini_in_msgs_total" => st.in_msgs,
                     "nats_mini_in_bytes_total" => st.in_bytes,
                     "nats_mini_out_msgs_total" => st.out_msgs,

@@ -136,7 +136,7 @@ fn handle(srv: &Arc<ServerShared>, req: Request<Incoming>) -> Resp {
         "/" => Ok(index(base)),
         "/varz" => Ok(pretty(&varz::varz(srv))),
         "/connz" => connz::connz(srv, &q).map(|c| pretty(&c)),
-        "/routez" => Ok(pretty(&subsz::routez(srv))),
+        "/routez" => subsz::routez(srv, &q).map(|r| pretty(&r)),
         "/subsz" | "/subscriptionsz" => subsz::subsz(srv, &q).map(|s| pretty(&s)),
         "/healthz" => healthz(srv, &q),
         "/metrics" => Ok(srv.metrics.render(srv)),

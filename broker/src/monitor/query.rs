@@ -62,26 +62,43 @@ impl Query {
         }
     }
 
+    /// Go's `strconv.Atoi` (sign allowed) and its error texts.
     pub fn int(&self, key: &str) -> Result<i64, String> {
-        match self.get(key) {
-            "" => Ok(0),
-            v => v.parse::<i64>().map_err(|_| {
-                format!(
-                    "Error decoding int for '{key}': strconv.Atoi: parsing \"{v}\": invalid syntax"
-                )
-            }),
+        let v = self.get(key);
+        if v.is_empty() {
+            return Ok(0);
         }
+        let digits = v.strip_prefix(['+', '-']).unwrap_or(v);
+        let why = if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            "invalid syntax"
+        } else {
+            match v.parse::<i64>() {
+                Ok(n) => return Ok(n),
+                Err(_) => "value out of range",
+            }
+        };
+        Err(format!(
+            "Error decoding int for '{key}': strconv.Atoi: parsing \"{v}\": {why}"
+        ))
     }
 
+    /// Go's `strconv.ParseUint` (no sign) and its error texts.
     pub fn uint(&self, key: &str) -> Result<u64, String> {
-        match self.get(key) {
-            "" => Ok(0),
-            v => v.parse::<u64>().map_err(|_| {
-                format!(
-                    "Error decoding uint64 for '{key}': strconv.ParseUint: parsing \"{v}\": invalid syntax"
-                )
-            }),
+        let v = self.get(key);
+        if v.is_empty() {
+            return Ok(0);
         }
+        let why = if !v.bytes().all(|b| b.is_ascii_digit()) {
+            "invalid syntax"
+        } else {
+            match v.parse::<u64>() {
+                Ok(n) => return Ok(n),
+                Err(_) => "value out of range",
+            }
+        };
+        Err(format!(
+            "Error decoding uint64 for '{key}': strconv.ParseUint: parsing \"{v}\": {why}"
+        ))
     }
 }
 
@@ -104,6 +121,22 @@ mod tests {
         );
         assert!(Query::parse("limit=x").int("limit").is_err());
         assert!(Query::parse("cid=-1").uint("cid").is_err());
+        assert!(Query::parse("cid=%2B5").uint("cid").is_err());
+        assert_eq!(Query::parse("offset=-3").int("offset"), Ok(-3));
+        assert!(
+            Query::parse("limit=99999999999999999999")
+                .int("limit")
+                .unwrap_err()
+                .ends_with("value out of range")
+        );
+        assert!(Query::parse("cid=%2B5").uint("cid").is_err());
+        assert_eq!(Query::parse("offset=-3").int("offset"), Ok(-3));
+        assert!(
+            Query::parse("limit=99999999999999999999")
+                .int("limit")
+                .unwrap_err()
+                .ends_with("value out of range")
+        );
         assert_eq!(Query::parse("p=%zz%").get("p"), "%zz%");
     }
 }

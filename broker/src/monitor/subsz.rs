@@ -55,7 +55,8 @@ pub fn subsz(srv: &ServerShared, q: &Query) -> Result<Subsz, String> {
             .collect();
         subs.sort_by(|a, b| (a.cid, &a.sid).cmp(&(b.cid, &b.sid)));
         total = subs.len();
-        list = Some(subs.into_iter().skip(offset).take(limit).collect());
+        let page: Vec<SubDetail> = subs.into_iter().skip(offset).take(limit).collect();
+        list = (!page.is_empty()).then_some(page);
     }
     Ok(Subsz {
         server_id: srv.server_id.clone(),
@@ -84,7 +85,14 @@ pub struct Routez {
     pub routes: Vec<serde_json::Value>,
 }
 
-pub fn routez(srv: &ServerShared) -> Routez {
+pub fn routez(srv: &ServerShared, q: &Query) -> Result<Routez, String> {
+    if !q.get("subs").eq_ignore_ascii_case("detail") {
+        q.bool("subs")?;
+    }
+    Ok(routez_now(srv))
+}
+
+fn routez_now(srv: &ServerShared) -> Routez {
     Routez {
         server_id: srv.server_id.clone(),
         server_name: srv.server_name.clone(),
