@@ -1,6 +1,8 @@
-//! Client authentication. Today: a single token, which a client may present as `auth_token`
-//! (what nats-server requires) or as the password (what our docs promise, for clients that only
-//! have a user/password field). Secrets are compared in constant time and never logged.
+//! Client authentication: a token (which a client may present as `auth_token`, as nats-server
+//! requires, or as the password, as our docs promise for clients that only have a user/password
+//! field), a single user/password, or a list of users with permissions and an optional
+//! `no_auth_user`. Passwords may be bcrypt hashes (`$2a$…`). Secrets are compared in constant
+//! time and never logged.
 
 /// Credentials a client sent in CONNECT.
 #[derive(Debug, Default, Clone, Copy)]
@@ -8,6 +10,22 @@ pub struct Credentials<'a> {
     pub user: Option<&'a str>,
     pub pass: Option<&'a str>,
     pub token: Option<&'a str>,
+}
+
+/// One configured user.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub name: String,
+    /// Plain text or a bcrypt hash (`$2a$…`, `$2b$…`, `$2y$…`).
+    pub password: String,
+    pub permissions: Option<std::sync::Arc<crate::permissions::Permissions>>,
+}
+
+/// Who a client authenticated as.
+#[derive(Debug, Clone, Default)]
+pub struct Authorized {
+    pub user: Option<String>,
+    pub permissions: Option<std::sync::Arc<crate::permissions::Permissions>>,
 }
 
 /// How this server authenticates clients.
@@ -21,6 +39,26 @@ pub enum Authenticator {
         user: String,
         pass: String,
     },
+    /// `authorization { users = [...] }`, optionally with `no_auth_user`.
+    Users {
+        users: Vec<User>,
+        no_auth_user: Option<String>,
+    },
+}
+
+fn is_bcrypt(s: &str) -> bool {
+    ["$2a$", "$2b$", "$2x$", "$2y$"]
+        .iter()
+        .any(|p| s.starts_with(p))
+}
+
+/// A password check: bcrypt when the stored secret is a hash, else constant-time equality.
+fn password_ok(given: &str, stored: &str) -> bool {
+    if is_bcrypt(stored) {
+        bcrypt::verify(given, stored).unwrap_or(false)
+    } else {
+        constant_time_eq(given.as_bytes(), stored.as_bytes())
+    }
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -29,6 +67,7 @@ impl std::fmt::Debug for Authenticator {
             Authenticator::None => f.write_str("None"),
             Authenticator::Token(_) => f.write_str("Token([REDACTED])"),
             Authenticator::UserPass { user, .. } => write!(f, "UserPass({user}, [REDACTED])"),
+            Authenticator::Users { users, .. } => write!(f, "Users({} users)", users.len()),
         }
     }
 }
@@ -41,10 +80,16 @@ impl Authenticator {
         }
     }
 
-    /// From the options: a token wins; else a user and password.
+    /// From the options: a token wins; else a users list; else a user and password.
     pub fn from_options(o: &crate::Options) -> Self {
         if let Some(t) = o.auth_token.as_deref().filter(|t| !t.is_empty()) {
             return Authenticator::Token(t.to_string());
+        }
+        if !o.users.is_empty() {
+            return Authenticator::Users {
+                users: o.users.clone(),
+                no_auth_user: o.no_auth_user.clone(),
+            };
         }
         match (&o.auth_user, &o.auth_pass) {
             (Some(user), Some(pass)) => Authenticator::UserPass {
@@ -55,8 +100,48 @@ impl Authenticator {
         }
     }
 
+    /// Whether clients must authenticate (INFO `auth_required`). With `no_auth_user` they
+    /// need not: a CONNECT without credentials binds to that user.
     pub fn required(&self) -> bool {
-        !matches!(self, Authenticator::None)
+        match self {
+            Authenticator::None => false,
+            Authenticator::Users { no_auth_user, .. } => no_auth_user.is_none(),
+            _ => true,
+        }
+    }
+
+    /// Authenticates a client; `None` means an authorization violation.
+    pub fn authorize(&self, c: &Credentials<'_>) -> Option<Authorized> {
+        match self {
+            Authenticator::Users {
+                users,
+                no_auth_user,
+            } => {
+                let (name, pass) = match (c.user, c.pass, c.token) {
+                    (None, None, None) => {
+                        let u = no_auth_user.as_deref()?;
+                        let user = users.iter().find(|x| x.name == u)?;
+                        return Some(Authorized {
+                            user: Some(user.name.clone()),
+                            permissions: user.permissions.clone(),
+                        });
+                    }
+                    (Some(n), p, _) => (n, p.unwrap_or("")),
+                    _ => return None,
+                };
+                let user = users
+                    .iter()
+                    .find(|x| constant_time_eq(x.name.as_bytes(), name.as_bytes()))?;
+                password_ok(pass, &user.password).then(|| Authorized {
+                    user: Some(user.name.clone()),
+                    permissions: user.permissions.clone(),
+                })
+            }
+            other => other.check(c).then(|| Authorized {
+                user: c.user.map(str::to_string),
+                permissions: None,
+            }),
+        }
     }
 
     pub fn check(&self, c: &Credentials<'_>) -> bool {
@@ -76,11 +161,10 @@ impl Authenticator {
                 let u = c
                     .user
                     .is_some_and(|s| constant_time_eq(s.as_bytes(), user.as_bytes()));
-                let p = c
-                    .pass
-                    .is_some_and(|s| constant_time_eq(s.as_bytes(), pass.as_bytes()));
+                let p = c.pass.is_some_and(|s| password_ok(s, pass));
                 u & p
             }
+            Authenticator::Users { .. } => self.authorize(c).is_some(),
         }
     }
 }
@@ -135,6 +219,55 @@ mod tests {
         assert!(!a.check(&c(Some("other"), Some("T0pS3cr3t"))));
         assert!(!a.check(&c(None, None)));
         assert!(!format!("{a:?}").contains("T0pS3cr3t"));
+    }
+
+    #[test]
+    fn users_with_bcrypt_and_no_auth_user() {
+        let hash = bcrypt::hash("s3cret", 4).unwrap();
+        let users = vec![
+            User {
+                name: "alice".into(),
+                password: hash,
+                permissions: None,
+            },
+            User {
+                name: "bob".into(),
+                password: "plain".into(),
+                permissions: Some(std::sync::Arc::new(Default::default())),
+            },
+        ];
+        let a = Authenticator::Users {
+            users: users.clone(),
+            no_auth_user: None,
+        };
+        assert!(a.required());
+        let c = |user, pass| Credentials {
+            user,
+            pass,
+            token: None,
+        };
+        assert_eq!(
+            a.authorize(&c(Some("alice"), Some("s3cret")))
+                .and_then(|x| x.user),
+            Some("alice".into())
+        );
+        assert!(a.authorize(&c(Some("alice"), Some("wrong"))).is_none());
+        assert!(
+            a.authorize(&c(Some("bob"), Some("plain")))
+                .unwrap()
+                .permissions
+                .is_some()
+        );
+        assert!(a.authorize(&c(None, None)).is_none());
+        let a = Authenticator::Users {
+            users,
+            no_auth_user: Some("bob".into()),
+        };
+        assert!(!a.required());
+        assert_eq!(
+            a.authorize(&c(None, None)).and_then(|x| x.user),
+            Some("bob".into())
+        );
     }
 
     #[test]

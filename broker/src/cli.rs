@@ -436,6 +436,16 @@ const SPECS: &[Spec] = &[
         },
     },
     Spec {
+        names: &["no_auth_user"],
+        env: None,
+        boolean: false,
+        help: "bind clients without credentials to this user (from the config's users)",
+        apply: |o, v| {
+            o.no_auth_user = (!v.is_empty()).then(|| v.to_string());
+            Ok(())
+        },
+    },
+    Spec {
         names: &["client_advertise"],
         env: None,
         boolean: false,
@@ -618,7 +628,7 @@ where
                 ));
                 continue;
             }
-            "tls" | "tlscert" | "tlskey" | "tlsverify" | "tlscacert" | "no_auth_user" => {
+            "tls" | "tlscert" | "tlskey" | "tlsverify" | "tlscacert" => {
                 return Err(CliError(format!(
                     "flag -{name} is not supported yet by nats-mini"
                 )));

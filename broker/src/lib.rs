@@ -5,7 +5,7 @@
 //! - [`subject`]: subject syntax and wildcard matching (pure).
 //! - [`sublist`]: the subscription index with its match cache (sync, no I/O).
 //! - [`proto`]: the client-protocol parser and wire encoders (pure).
-//! - [`auth`]: client authentication (pure).
+//! - [`auth`], [`permissions`]: client authentication and publish/subscribe permissions (pure).
 //! - [`config`]: the nats-server configuration file format (pure).
 //! - [`options`], [`cli`]: defaults, value syntaxes, flags and `NATS_*` variables.
 //! - [`conn`]: a connection's outbound queue and its read loop (tokio).
@@ -33,6 +33,7 @@ pub mod logging;
 pub mod monitor;
 pub mod netif;
 pub mod options;
+pub mod permissions;
 pub mod proto;
 pub mod server;
 pub mod signal;

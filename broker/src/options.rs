@@ -104,6 +104,10 @@ pub struct Options {
     pub logtime: bool,
     /// Logs as JSON lines, for Kubernetes log pipelines.
     pub log_json: bool,
+    /// Users (`authorization.users`) with optional permissions.
+    pub users: Vec<crate::auth::User>,
+    /// The user a client without credentials is bound to.
+    pub no_auth_user: Option<String>,
     /// User and password clients must present (nats-server's single-user authorization).
     pub auth_user: Option<String>,
     pub auth_pass: Option<String>,
@@ -153,6 +157,8 @@ impl Default for Options {
             log_file: None,
             logtime: true,
             log_json: false,
+            users: Vec::new(),
+            no_auth_user: None,
             auth_user: None,
             auth_pass: None,
             max_subscriptions: 0,
@@ -197,6 +203,13 @@ impl Options {
         }
         if self.ping_interval.is_zero() {
             return Err("ping_interval must be greater than 0".into());
+        }
+        if let Some(u) = &self.no_auth_user
+            && !self.users.iter().any(|x| &x.name == u)
+        {
+            return Err(format!(
+                "no_auth_user: user {u:?} is not in authorization users"
+            ));
         }
         if self.lame_duck_grace_period >= self.lame_duck_duration {
             return Err(format!(

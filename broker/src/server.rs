@@ -78,6 +78,10 @@ pub struct ServerShared {
     /// Signalled when the self-check's own connection has been unregistered, so `start`
     /// returns only once it no longer counts against `max_conns`.
     self_check_closed: tokio::sync::Notify,
+    /// A random one-time secret the self-check authenticates with, whatever the configured
+    /// authentication (passwords may be bcrypt hashes we cannot present). Cleared once the
+    /// check is done, so it can never be used afterwards.
+    self_check_secret: Mutex<Option<String>>,
     pub start: SystemTime,
     config_load_time: Mutex<SystemTime>,
     client_port: AtomicU16,
@@ -124,6 +128,7 @@ impl ServerShared {
             shutdown: CancellationToken::new(),
             ready: AtomicBool::new(false),
             self_check_closed: tokio::sync::Notify::new(),
+            self_check_secret: Mutex::new(Some(new_server_id())),
             start: SystemTime::now(),
             config_load_time: Mutex::new(SystemTime::now()),
             client_port: AtomicU16::new(opts.port),
@@ -296,6 +301,14 @@ impl ServerShared {
 
     pub fn in_lame_duck(&self) -> bool {
         self.lame_duck.load(Ordering::Acquire)
+    }
+
+    /// Whether `token` is the startup self-check's one-time secret (while the check runs).
+    pub(crate) fn is_self_check_secret(&self, token: Option<&str>) -> bool {
+        match (token, self.self_check_secret.lock().as_deref()) {
+            (Some(t), Some(s)) => crate::auth::constant_time_eq(t.as_bytes(), s.as_bytes()),
+            _ => false,
+        }
     }
 
     /// The real client port (after binding port 0).
@@ -495,6 +508,7 @@ impl Server {
                 return Err(StartError::SelfCheck(e));
             }
         }
+        *server.shared.self_check_secret.lock() = None;
         server.shared.ready.store(true, Ordering::Release);
         let urls: Vec<String> = server.client_urls();
         let monitor = server
@@ -574,9 +588,12 @@ impl Server {
     async fn self_check(&self) -> Result<(), String> {
         let target = SocketAddr::new(reachable_ip(self.addr.ip()), self.addr.port());
         let subject = format!("_NATS_MINI.self_check.{}", self.shared.server_id);
-        let o = self.shared.opts();
-        let token = o.auth_token.clone().unwrap_or_default();
-        let (user, pass) = (o.auth_user.clone(), o.auth_pass.clone());
+        let token = self
+            .shared
+            .self_check_secret
+            .lock()
+            .clone()
+            .unwrap_or_default();
         let run = async {
             let mut s = TcpStream::connect(target)
                 .await
@@ -590,7 +607,6 @@ impl Server {
             let connect = serde_json::json!({
                 "verbose": false, "pedantic": false, "name": SELF_CHECK_NAME,
                 "lang": "rust", "protocol": 1, "auth_token": token,
-                "user": user, "pass": pass,
             });
             let req = format!(
                 "CONNECT {connect}\r\nSUB {subject} 1\r\nPUB {subject} 2\r\nok\r\nPING\r\n"

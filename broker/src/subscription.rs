@@ -20,6 +20,11 @@ pub struct Subscription {
     /// Set exactly once by whoever removes the subscription (its owner or the producer that
     /// delivered the last allowed message), so only one party touches the index.
     pub removed: AtomicBool,
+    /// Subscribe-deny patterns this wildcard or queue subscription overlaps: messages on these
+    /// subjects are not delivered to it. `None` for almost every subscription (no cost).
+    pub deliver_deny: Option<Arc<[Box<[u8]>]>>,
+    /// The subscriber's `allow_responses` tracker: delivering a request records its reply.
+    pub responses: Option<Arc<crate::permissions::ResponseTracker>>,
 }
 
 impl Subscription {
@@ -39,6 +44,8 @@ impl Subscription {
             max: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             removed: AtomicBool::new(false),
+            deliver_deny: None,
+            responses: None,
         }
     }
 

@@ -12,7 +12,10 @@
 //! Every error and warning carries file, line, column and key.
 
 use super::{ConfigError, Entry, Item, Map, Value, Warning};
+use crate::auth::User;
 use crate::options::{LogLevel, Options, parse_host_port};
+use crate::permissions::{Permissions, PubPerms, ResponsePerms, SubEntry, SubPerms};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// nats-server refuses a lame-duck duration below this.
@@ -57,10 +60,6 @@ const REFUSED: &[(&str, &str)] = &[
         "subject mappings are not supported by nats-mini",
     ),
     ("tls", "TLS is not supported yet by nats-mini"),
-    (
-        "no_auth_user",
-        "no_auth_user needs authorization users, not supported yet by nats-mini",
-    ),
 ];
 
 /// Listener blocks accepted with a warning.
@@ -222,6 +221,7 @@ pub fn apply(map: &Map, opts: &mut Options) -> Result<Vec<Warning>, ConfigError>
             "logtime" => opts.logtime = v.as_bool(k)?,
             "log_file" | "logfile" => opts.log_file = Some(v.as_str(k)?.into()),
             "pid_file" | "pidfile" => opts.pid_file = Some(v.as_str(k)?.into()),
+            "no_auth_user" => opts.no_auth_user = Some(v.as_str(k)?.to_string()),
             _ if IGNORED_LISTENERS.contains(&k) => {
                 warnings.push(warn(
                     e,
@@ -271,6 +271,8 @@ fn apply_authorization(
     opts: &mut Options,
     warnings: &mut Vec<Warning>,
 ) -> Result<(), ConfigError> {
+    let mut users: Option<&Item> = None;
+    let mut default_perms: Option<Permissions> = None;
     for e in map.iter() {
         let k = e.key.to_ascii_lowercase();
         let k = k.as_str();
@@ -286,15 +288,8 @@ fn apply_authorization(
                     _ => duration_of(v, k, warnings)?,
                 }
             }
-            "users" | "permissions" | "default_permissions" => {
-                return Err(ConfigError::for_key(
-                    &e.key_pos,
-                    k,
-                    format!(
-                        "authorization.{k}: users and permissions are not supported yet by nats-mini"
-                    ),
-                ));
-            }
+            "users" => users = Some(v),
+            "permissions" | "default_permissions" => default_perms = Some(parse_permissions(v, k)?),
             _ if e.used_as_variable => {}
             _ => {
                 return Err(ConfigError::for_key(
@@ -303,6 +298,71 @@ fn apply_authorization(
                     format!("unknown field \"{}\"", e.key),
                 ));
             }
+        }
+    }
+    if let Some(list) = users {
+        if opts.auth_token.is_some() {
+            return Err(err(
+                list,
+                "users",
+                "authorization: Can not have a token and a users array",
+            ));
+        }
+        if opts.auth_user.is_some() {
+            return Err(err(
+                list,
+                "users",
+                "authorization: Can not have a single user/pass and a users array",
+            ));
+        }
+        let default = default_perms.map(Arc::new);
+        opts.users.clear();
+        for u in list.as_array("users")? {
+            let m = u.as_map("users")?;
+            let mut name = None;
+            let mut password = String::new();
+            let mut perms = None;
+            for e in m.iter() {
+                let k = e.key.to_ascii_lowercase();
+                match k.as_str() {
+                    "user" | "username" => name = Some(secret_text(&e.value, &k)?),
+                    "password" | "pass" => password = secret_text(&e.value, &k)?,
+                    "permissions" | "permission" => {
+                        perms = Some(Arc::new(parse_permissions(&e.value, &k)?))
+                    }
+                    "nkey" => {
+                        return Err(ConfigError::for_key(
+                            &e.key_pos,
+                            &k,
+                            "nkey users are not supported yet by nats-mini",
+                        ));
+                    }
+                    "allowed_connection_types" | "account" => {}
+                    _ if e.used_as_variable => {}
+                    _ => {
+                        return Err(ConfigError::for_key(
+                            &e.key_pos,
+                            &k,
+                            format!("unknown field \"{}\"", e.key),
+                        ));
+                    }
+                }
+            }
+            let Some(name) = name else {
+                return Err(err(
+                    u,
+                    "users",
+                    "authorization.users: every user needs a user name",
+                ));
+            };
+            if opts.users.iter().any(|x| x.name == name) {
+                return Err(err(u, "users", format!("Duplicate user {name:?}")));
+            }
+            opts.users.push(User {
+                name,
+                password,
+                permissions: perms.or_else(|| default.clone()),
+            });
         }
     }
     if opts.auth_token.is_some() && (opts.auth_user.is_some() || opts.auth_pass.is_some()) {
@@ -406,4 +466,191 @@ fn apply_cluster(
     }
     opts.cluster = Some((host, port.unwrap_or(6222)));
     Ok(())
+}
+
+/// A subject list: one string or an array of strings.
+fn subject_list(v: &Item, k: &str) -> Result<Vec<String>, ConfigError> {
+    match &v.value {
+        Value::String(s) => Ok(vec![s.clone()]),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str(k).map(str::to_string))
+            .collect(),
+        _ => Err(err(
+            v,
+            k,
+            format!("{k}: expected a subject or a list of subjects"),
+        )),
+    }
+}
+
+/// `publish`/`subscribe`: a list (= allow) or `{ allow: [...], deny: [...] }`.
+fn allow_deny(v: &Item, k: &str) -> Result<(Option<Vec<String>>, Vec<String>), ConfigError> {
+    match &v.value {
+        Value::Map(m) => {
+            let mut allow = None;
+            let mut deny = Vec::new();
+            for e in m.iter() {
+                let ek = e.key.to_ascii_lowercase();
+                match ek.as_str() {
+                    "allow" => allow = Some(subject_list(&e.value, &ek)?),
+                    "deny" => deny = subject_list(&e.value, &ek)?,
+                    _ => {
+                        return Err(ConfigError::for_key(
+                            &e.key_pos,
+                            &ek,
+                            format!("unknown field \"{}\"", e.key),
+                        ));
+                    }
+                }
+            }
+            Ok((allow, deny))
+        }
+        _ => Ok((Some(subject_list(v, k)?), Vec::new())),
+    }
+}
+
+/// `permissions { publish, subscribe, allow_responses }` (also `pub`/`import`,
+/// `sub`/`export`).
+fn parse_permissions(v: &Item, k: &str) -> Result<Permissions, ConfigError> {
+    let m = v.as_map(k)?;
+    let mut p = Permissions::default();
+    for e in m.iter() {
+        let ek = e.key.to_ascii_lowercase();
+        match ek.as_str() {
+            "publish" | "pub" | "import" => {
+                let (allow, deny) = allow_deny(&e.value, &ek)?;
+                p.publish = PubPerms {
+                    allow: allow.map(|l| l.into_iter().map(|s| s.into_bytes().into()).collect()),
+                    deny: deny.into_iter().map(|s| s.into_bytes().into()).collect(),
+                };
+            }
+            "subscribe" | "sub" | "export" => {
+                let (allow, deny) = allow_deny(&e.value, &ek)?;
+                p.subscribe = SubPerms {
+                    allow: allow.map(|l| l.iter().map(|s| SubEntry::parse(s)).collect()),
+                    deny: deny.iter().map(|s| SubEntry::parse(s)).collect(),
+                };
+            }
+            "allow_responses" | "allow_response" => {
+                p.allow_responses = match &e.value.value {
+                    Value::Bool(true) => Some(ResponsePerms::default()),
+                    Value::Bool(false) => None,
+                    Value::Map(rm) => {
+                        let mut r = ResponsePerms::default();
+                        for re in rm.iter() {
+                            let rk = re.key.to_ascii_lowercase();
+                            match rk.as_str() {
+                                "max" => r.max = u32::try_from(re.value.as_int(&rk)?).unwrap_or(0),
+                                "expires" | "ttl" => r.expires = re.value.as_duration(&rk)?.0,
+                                _ => {
+                                    return Err(ConfigError::for_key(
+                                        &re.key_pos,
+                                        &rk,
+                                        format!("unknown field \"{}\"", re.key),
+                                    ));
+                                }
+                            }
+                        }
+                        Some(r)
+                    }
+                    _ => {
+                        return Err(err(
+                            &e.value,
+                            &ek,
+                            "allow_responses: expected true/false or { max, expires }",
+                        ));
+                    }
+                };
+            }
+            _ => {
+                return Err(ConfigError::for_key(
+                    &e.key_pos,
+                    &ek,
+                    format!("unknown field \"{}\"", e.key),
+                ));
+            }
+        }
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn load(text: &str) -> Result<(Options, Vec<Warning>), ConfigError> {
+        let map = crate::config::parse_str(text, Path::new("test.conf"), &|_| None)?;
+        let mut o = Options::default();
+        let w = apply(&map, &mut o)?;
+        Ok((o, w))
+    }
+
+    #[test]
+    fn classic_sample_takes_effect() {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/nats-server-sample.conf"),
+        )
+        .unwrap();
+        let (o, _) = load(&text).unwrap();
+        assert_eq!(o.port, 4242);
+        assert_eq!(o.max_conns, 100);
+        assert_eq!(o.max_control_line, 512);
+        assert_eq!(o.max_payload, 65536);
+        assert_eq!(o.max_pending, 10_000_000);
+        assert!(o.auth_user.is_some() && o.auth_pass.is_some());
+        assert!(!o.routes.is_empty());
+        assert!(o.cluster.is_some());
+        assert!(o.pid_file.is_some() && o.log_file.is_some());
+    }
+
+    #[test]
+    fn users_with_permissions() {
+        let (o, _) = load(
+            r#"
+            authorization {
+              default_permissions = { publish = "pub.>" }
+              users = [
+                {user: alice, password: "a", permissions: {
+                   publish: { allow: ["req.>"], deny: ["req.secret"] }
+                   subscribe: ["_INBOX.>", "jobs.* workers"]
+                   allow_responses: { max: 2, expires: "1m" } }}
+                {user: bob, password: "b"}
+              ]
+            }
+            no_auth_user: bob
+            "#,
+        )
+        .unwrap();
+        assert_eq!(o.users.len(), 2);
+        assert_eq!(o.no_auth_user.as_deref(), Some("bob"));
+        let alice = o.users[0].permissions.as_ref().unwrap();
+        assert!(alice.can_publish(b"req.x"));
+        assert!(!alice.can_publish(b"req.secret"));
+        assert!(alice.can_subscribe(b"jobs.a", Some(b"workers")));
+        assert!(!alice.can_subscribe(b"jobs.a", None));
+        assert_eq!(alice.allow_responses.unwrap().max, 2);
+        // bob gets the default permissions.
+        let bob = o.users[1].permissions.as_ref().unwrap();
+        assert!(bob.can_publish(b"pub.x") && !bob.can_publish(b"other"));
+        assert!(o.validate().is_ok());
+    }
+
+    #[test]
+    fn refusals_and_warnings_name_the_key() {
+        let e = load("port: 4222\nfoo_unknown: 1\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "test.conf:2:1: unknown field \"foo_unknown\""
+        );
+        let e = load("jetstream {}\n").unwrap_err();
+        assert!(e.to_string().contains("jetstream"), "{e}");
+        let (_, w) = load("websocket { port: -1 }\nping_interval: 5\n").unwrap();
+        assert_eq!(w.len(), 2, "{w:?}");
+        let e = load("authorization { token: x, users: [{user: a, password: b}] }").unwrap_err();
+        assert!(e.to_string().contains("token and a users array"), "{e}");
+        let e = load("lame_duck_duration: \"10s\"\n").unwrap_err();
+        assert!(e.to_string().contains("minimum is 30 seconds"), "{e}");
+    }
 }

@@ -13,6 +13,7 @@ use crate::conn::entry::{ClientDesc, ClientEntry, ConnSnapshot, SubSnapshot, uni
 use crate::conn::outbound::{Enqueued, Outbound};
 use crate::error::ClosedReason;
 use crate::options::FIRST_PING_DELAY;
+use crate::permissions::{Permissions, ResponseTracker, go_quote};
 use crate::proto::wire;
 use crate::proto::{Handler, Msg, ParseStop, Parser, ProtoError};
 use crate::server::ServerShared;
@@ -141,7 +142,15 @@ pub(crate) struct ClientConn {
     rtt_at: Option<Instant>,
     ping_sent_at: Option<Instant>,
     pub is_self_check: bool,
+    /// The authenticated user's permissions (`None`: everything allowed).
+    perms: Option<Arc<Permissions>>,
+    /// Publish-permission verdicts per subject (bounded), so the lists are matched once.
+    pub_cache: FxHashMap<Box<[u8]>, bool>,
+    responses: Option<Arc<ResponseTracker>>,
 }
+
+/// Bound on the per-connection publish-permission cache.
+const PUB_CACHE_MAX: usize = 1024;
 
 impl ClientConn {
     fn new(entry: Arc<ClientEntry>, srv: Arc<ServerShared>) -> Self {
@@ -168,6 +177,9 @@ impl ClientConn {
             rtt_at: None,
             ping_sent_at: None,
             is_self_check: false,
+            perms: None,
+            pub_cache: FxHashMap::default(),
+            responses: None,
         }
     }
 
@@ -239,6 +251,16 @@ impl ClientConn {
     fn deliver(&mut self, sub: &Arc<Subscription>, m: &Msg<'_>) -> bool {
         if sub.is_removed() {
             return false;
+        }
+        if let Some(denied) = &sub.deliver_deny
+            && denied.iter().any(|p| subject::matches(p, m.subject))
+        {
+            return false;
+        }
+        if let Some(r) = &sub.responses
+            && !m.reply.is_empty()
+        {
+            r.record(m.reply);
         }
         let n = sub.delivered.fetch_add(1, Ordering::Relaxed) + 1;
         let max = sub.max.load(Ordering::Relaxed);
@@ -318,6 +340,25 @@ impl ClientConn {
         }
     }
 
+    /// Publish permission: the lists (cached per subject), else an allowed response.
+    fn may_publish(&mut self, subject_: &[u8]) -> bool {
+        let Some(p) = &self.perms else {
+            return true;
+        };
+        let allowed = match self.pub_cache.get(subject_) {
+            Some(v) => *v,
+            None => {
+                let v = p.can_publish(subject_);
+                if self.pub_cache.len() >= PUB_CACHE_MAX {
+                    self.pub_cache.clear();
+                }
+                self.pub_cache.insert(subject_.into(), v);
+                v
+            }
+        };
+        allowed || self.responses.as_ref().is_some_and(|r| r.allow(subject_))
+    }
+
     fn publish_sub_count(&self) {
         self.entry
             .num_subs
@@ -376,10 +417,30 @@ impl Handler for ClientConn {
             pass: opts.pass.as_deref(),
             token: opts.auth_token.as_deref(),
         };
-        if !self.srv.auth().check(&creds) {
-            tracing::error!("{} - cid:{} - authentication error", self.peer, self.cid);
+        let authorized =
+            if opts.name == SELF_CHECK_NAME && self.srv.is_self_check_secret(creds.token) {
+                Some(crate::auth::Authorized::default())
+            } else {
+                self.srv.auth().authorize(&creds)
+            };
+        let Some(authorized) = authorized else {
+            match creds.user {
+                Some(u) => tracing::error!(
+                    "{} - cid:{} - authentication error - User {u:?}",
+                    self.peer,
+                    self.cid
+                ),
+                None => tracing::error!("{} - cid:{} - authentication error", self.peer, self.cid),
+            }
             return Err(auth_violation);
-        }
+        };
+        self.responses = authorized
+            .permissions
+            .as_ref()
+            .and_then(|p| p.allow_responses)
+            .map(|r| Arc::new(ResponseTracker::new(r)));
+        self.perms = authorized.permissions;
+        self.pub_cache.clear();
         if opts.account.is_some() || opts.new_account.is_some() {
             return Err(auth_violation);
         }
@@ -423,7 +484,7 @@ impl Handler for ClientConn {
             name: opts.name.clone(),
             lang: opts.lang.clone(),
             version: opts.version.clone(),
-            user: opts.user.clone().unwrap_or_default(),
+            user: authorized.user.unwrap_or_default(),
         };
         self.entry
             .async_info
@@ -448,6 +509,15 @@ impl Handler for ClientConn {
     fn on_msg(&mut self, m: &Msg<'_>) -> Result<(), Close> {
         self.batch.in_msgs += 1;
         self.batch.in_bytes += m.data.len() as u64;
+        if !m.subject.is_empty() && !self.may_publish(m.subject) {
+            let text = format!(
+                "Permissions Violation for Publish to {}",
+                go_quote(m.subject)
+            );
+            tracing::error!("{} - cid:{} - {text}", self.peer, self.cid);
+            self.send_err(&text);
+            return Ok(());
+        }
         if self.opts.verbose {
             self.send_self(wire::OK);
         }
@@ -466,13 +536,31 @@ impl Handler for ClientConn {
                 if other == Some(false) {
                     self.subs.remove(sid);
                 }
-                let sub = Arc::new(Subscription::new(
-                    self.out.clone(),
-                    self.cid,
-                    subject,
-                    queue,
-                    sid,
-                ));
+                let mut deliver_deny = None;
+                if let Some(p) = &self.perms {
+                    if !p.can_subscribe(subject, queue) {
+                        let mut text = format!(
+                            "Permissions Violation for Subscription to {}",
+                            go_quote(subject)
+                        );
+                        if let Some(q) = queue {
+                            text.push_str(&format!(" using queue {}", go_quote(q)));
+                        }
+                        tracing::error!("{} - cid:{} - {text}", self.peer, self.cid);
+                        self.send_err(&text);
+                        return Ok(());
+                    }
+                    deliver_deny = p.delivery_denies(subject, queue.is_some());
+                }
+                let max_subs = self.srv.opts().max_subscriptions;
+                if max_subs > 0 && self.subs.len() >= max_subs {
+                    self.send_err("maximum subscriptions exceeded");
+                    return Ok(());
+                }
+                let mut sub = Subscription::new(self.out.clone(), self.cid, subject, queue, sid);
+                sub.deliver_deny = deliver_deny;
+                sub.responses = self.responses.clone();
+                let sub = Arc::new(sub);
                 if self.srv.sublist.insert(sub.clone()).is_err() {
                     self.send_err("Invalid Subject");
                     return Ok(());
