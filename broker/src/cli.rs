@@ -573,6 +573,8 @@ where
     let mut config: Option<String> = None;
     let mut test_only = false;
     let mut notes = Vec::new();
+    let (mut tls_flag, mut tls_verify) = (None::<bool>, None::<bool>);
+    let (mut tls_cert, mut tls_key, mut tls_ca) = (None::<String>, None::<String>, None::<String>);
     let mut i = 0;
     while i < args.len() {
         let arg = &args[i];
@@ -628,10 +630,28 @@ where
                 ));
                 continue;
             }
-            "tls" | "tlscert" | "tlskey" | "tlsverify" | "tlscacert" => {
-                return Err(CliError(format!(
-                    "flag -{name} is not supported yet by nats-mini"
-                )));
+            "tls" | "tlsverify" => {
+                let on = inline
+                    .as_deref()
+                    .map(bool_value)
+                    .transpose()
+                    .map_err(CliError)?
+                    .unwrap_or(true);
+                if name == "tls" {
+                    tls_flag = Some(on);
+                } else {
+                    tls_verify = Some(on);
+                }
+                continue;
+            }
+            "tlscert" | "tlskey" | "tlscacert" => {
+                let v = take_value(&mut i)?;
+                match name {
+                    "tlscert" => tls_cert = Some(v),
+                    "tlskey" => tls_key = Some(v),
+                    _ => tls_ca = Some(v),
+                }
+                continue;
             }
             _ => {}
         }
@@ -668,6 +688,36 @@ where
     for (spec, name, value) in &flags {
         (spec.apply)(&mut opts, value)
             .map_err(|e| CliError(format!("invalid value {value:?} for flag -{name}: {e}")))?;
+    }
+    // nats-server's TLS flags: --tls=false turns config TLS off; --tlscert/--tlskey (with
+    // --tls or --tlsverify) turn it on; --tlsverify requires client certificates.
+    if tls_flag == Some(false) {
+        opts.tls = None;
+    } else if tls_cert.is_some()
+        || tls_key.is_some()
+        || tls_flag == Some(true)
+        || tls_verify == Some(true)
+    {
+        let mut t = opts
+            .tls
+            .clone()
+            .unwrap_or_else(|| crate::tls::TlsSettings::new("", ""));
+        if let Some(c) = tls_cert {
+            t.cert_file = c.into();
+        }
+        if let Some(k) = tls_key {
+            t.key_file = k.into();
+        }
+        if let Some(ca) = tls_ca {
+            t.ca_file = Some(ca.into());
+        }
+        if let Some(v) = tls_verify {
+            t.verify = v;
+        }
+        if t.cert_file.as_os_str().is_empty() || t.key_file.as_os_str().is_empty() {
+            return Err(CliError("TLS needs --tlscert and --tlskey".into()));
+        }
+        opts.tls = Some(t);
     }
     opts.validate().map_err(CliError)?;
     if test_only {

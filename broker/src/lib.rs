@@ -42,6 +42,7 @@ pub mod subject;
 pub mod sublist;
 pub mod subscription;
 pub mod timefmt;
+pub mod tls;
 pub mod tune;
 
 pub use error::ClosedReason;

@@ -127,6 +127,8 @@ pub struct Options {
     pub config_file: Option<std::path::PathBuf>,
     /// Reload by itself when the config file's content changes (default on with `-c`).
     pub config_watch: bool,
+    /// TLS for client connections.
+    pub tls: Option<crate::tls::TlsSettings>,
 }
 
 impl Default for Options {
@@ -172,6 +174,7 @@ impl Default for Options {
             connect_retries: 0,
             config_file: None,
             config_watch: true,
+            tls: None,
         }
     }
 }

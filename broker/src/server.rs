@@ -53,6 +53,21 @@ pub enum StartError {
     SelfCheck(String),
 }
 
+/// Client TLS as the connections use it.
+pub(crate) struct TlsState {
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    pub handshake_first: bool,
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for TlsState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsState")
+            .field("handshake_first", &self.handshake_first)
+            .finish()
+    }
+}
+
 /// State shared by every connection of one server.
 #[derive(Debug)]
 pub struct ServerShared {
@@ -88,6 +103,7 @@ pub struct ServerShared {
     http_addr: OnceLock<SocketAddr>,
     lame_duck: AtomicBool,
     max_open_files: AtomicU64,
+    tls: parking_lot::RwLock<Option<Arc<TlsState>>>,
     pub monitor: MonitorState,
     pub metrics: Metrics,
 }
@@ -135,6 +151,7 @@ impl ServerShared {
             http_addr: OnceLock::new(),
             lame_duck: AtomicBool::new(false),
             max_open_files: AtomicU64::new(0),
+            tls: parking_lot::RwLock::new(None),
             monitor: MonitorState::default(),
             metrics: Metrics::new(),
             live: parking_lot::RwLock::new(Arc::new(opts)),
@@ -190,6 +207,8 @@ impl ServerShared {
             }
         }
         new.validate()?;
+        // Certificates and keys are re-read on every reload (renewed certificates).
+        self.configure_tls(&new).map_err(|e| format!("tls: {e}"))?;
         let auth = Authenticator::from_options(&new);
         {
             let mut info = self.info.lock();
@@ -208,6 +227,65 @@ impl ServerShared {
     /// The INFO template for a new client (the connection fills in its own id and address).
     pub fn client_info(&self) -> Info {
         self.info.lock().clone()
+    }
+
+    /// A client's INFO line (`INFO {…} \r\n`).
+    pub(crate) fn client_info_line(
+        &self,
+        cid: u64,
+        peer: &SocketAddr,
+        connect_info: bool,
+    ) -> Vec<u8> {
+        let mut info = self.client_info();
+        info.client_id = cid;
+        info.client_ip = peer.ip().to_string();
+        if connect_info {
+            info.connect_info = true;
+            info.remote_account = "$G".into();
+        }
+        let mut buf = Vec::with_capacity(512);
+        info.encode(&mut buf);
+        buf
+    }
+
+    /// The TLS acceptor in force, if client TLS is on.
+    pub(crate) fn tls(&self) -> Option<Arc<TlsState>> {
+        self.tls.read().clone()
+    }
+
+    /// Builds (or rebuilds, on reload) the TLS acceptor from the options' files.
+    fn configure_tls(&self, opts: &Options) -> Result<(), String> {
+        let state = match &opts.tls {
+            Some(t) => Some(Arc::new(TlsState {
+                acceptor: crate::tls::acceptor(t)?,
+                handshake_first: t.handshake_first,
+                timeout: t.timeout,
+            })),
+            None => None,
+        };
+        let mut info = self.info.lock();
+        info.tls_required = state.is_some();
+        info.tls_verify = opts.tls.as_ref().is_some_and(|t| t.verify);
+        drop(info);
+        *self.tls.write() = state;
+        Ok(())
+    }
+
+    /// Starts a client connection over an in-memory pipe and returns the client's end.
+    fn in_process_client(self: &Arc<Self>) -> tokio::io::DuplexStream {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let cid = self.next_cid.fetch_add(1, Ordering::Relaxed);
+        self.num_clients.fetch_add(1, Ordering::AcqRel);
+        self.stats.total_connections.fetch_add(1, Ordering::Relaxed);
+        let (rd, wr) = tokio::io::split(server);
+        let peer = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+        tokio::spawn(client::run_conn(self.clone(), rd, wr, peer, cid, true));
+        client
+    }
+
+    /// A connection that ended before it was registered (TLS handshake failure).
+    pub(crate) fn abandon_client(&self, _cid: u64) {
+        self.num_clients.fetch_sub(1, Ordering::AcqRel);
     }
 
     pub(crate) fn register_client(&self, entry: Arc<ClientEntry>) {
@@ -472,6 +550,10 @@ impl Server {
             None => None,
         };
         let shared = Arc::new(ServerShared::new(opts));
+        let start_opts = shared.opts();
+        shared
+            .configure_tls(&start_opts)
+            .map_err(|e| StartError::Options(format!("tls: {e}")))?;
         shared.info.lock().port = addr.port();
         shared.client_port.store(addr.port(), Ordering::Relaxed);
         shared.set_max_open_files(crate::limits::raise_nofile_limit());
@@ -595,9 +677,18 @@ impl Server {
             .clone()
             .unwrap_or_default();
         let run = async {
-            let mut s = TcpStream::connect(target)
-                .await
-                .map_err(|e| format!("cannot connect to {target}: {e}"))?;
+            // With TLS the check runs over an in-process connection into the same connection
+            // code (parser, index, queues, writer), since it cannot present a client
+            // certificate; otherwise over TCP to the real listener.
+            let mut s: Box<dyn SelfCheckIo> = if self.shared.tls().is_some() {
+                Box::new(self.shared.in_process_client())
+            } else {
+                Box::new(
+                    TcpStream::connect(target)
+                        .await
+                        .map_err(|e| format!("cannot connect to {target}: {e}"))?,
+                )
+            };
             let mut got = Vec::new();
             read_until(&mut s, &mut got, |b| b.windows(2).any(|w| w == b"\r\n")).await?;
             if !got.starts_with(b"INFO ") {
@@ -703,8 +794,12 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
-async fn read_until(
-    s: &mut TcpStream,
+/// What the self-check talks through: a TCP stream or an in-process duplex.
+trait SelfCheckIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> SelfCheckIo for T {}
+
+async fn read_until<S: tokio::io::AsyncRead + Unpin + ?Sized>(
+    s: &mut S,
     buf: &mut Vec<u8>,
     done: impl Fn(&[u8]) -> bool,
 ) -> Result<(), String> {

@@ -59,7 +59,6 @@ const REFUSED: &[(&str, &str)] = &[
         "mappings",
         "subject mappings are not supported by nats-mini",
     ),
-    ("tls", "TLS is not supported yet by nats-mini"),
 ];
 
 /// Listener blocks accepted with a warning.
@@ -222,6 +221,7 @@ pub fn apply(map: &Map, opts: &mut Options) -> Result<Vec<Warning>, ConfigError>
             "log_file" | "logfile" => opts.log_file = Some(v.as_str(k)?.into()),
             "pid_file" | "pidfile" => opts.pid_file = Some(v.as_str(k)?.into()),
             "no_auth_user" => opts.no_auth_user = Some(v.as_str(k)?.to_string()),
+            "tls" => opts.tls = Some(parse_tls(v.as_map(k)?, &mut warnings)?),
             _ if IGNORED_LISTENERS.contains(&k) => {
                 warnings.push(warn(
                     e,
@@ -466,6 +466,74 @@ fn apply_cluster(
     }
     opts.cluster = Some((host, port.unwrap_or(6222)));
     Ok(())
+}
+
+/// `tls { cert_file, key_file, ca_file, verify, timeout, handshake_first }`.
+fn parse_tls(m: &Map, warnings: &mut Vec<Warning>) -> Result<crate::tls::TlsSettings, ConfigError> {
+    let mut cert = None;
+    let mut key = None;
+    let mut t = crate::tls::TlsSettings::new("", "");
+    for e in m.iter() {
+        let k = e.key.to_ascii_lowercase();
+        let v = &e.value;
+        match k.as_str() {
+            "cert_file" => cert = Some(v.as_str(&k)?.to_string()),
+            "key_file" => key = Some(v.as_str(&k)?.to_string()),
+            "ca_file" => t.ca_file = Some(v.as_str(&k)?.into()),
+            "verify" => t.verify = v.as_bool(&k)?,
+            "timeout" => {
+                t.timeout = match &v.value {
+                    Value::Integer(n) => Duration::from_secs(u64::try_from(*n).unwrap_or(0)),
+                    Value::Float(f) if *f >= 0.0 => Duration::from_secs_f64(*f),
+                    _ => duration_of(v, &k, warnings)?,
+                }
+            }
+            "handshake_first" | "first" | "immediate" => {
+                t.handshake_first = match &v.value {
+                    Value::Bool(b) => *b,
+                    // A duration selects nats-server's "auto" fallback; nats-mini treats it as on.
+                    _ => true,
+                }
+            }
+            "cipher_suites"
+            | "curve_preferences"
+            | "min_version"
+            | "insecure"
+            | "pinned_certs"
+            | "verify_and_map"
+            | "verify_cert_and_check_known_urls"
+            | "connection_rate_limit"
+            | "ocsp_peer"
+            | "cert_store"
+            | "cert_match"
+            | "cert_match_by" => {
+                warnings.push(warn(
+                    e,
+                    format!("tls.{k}: not supported by nats-mini; ignored"),
+                ));
+            }
+            _ if e.used_as_variable => {}
+            _ => {
+                return Err(ConfigError::for_key(
+                    &e.key_pos,
+                    &k,
+                    format!("unknown field \"{}\"", e.key),
+                ));
+            }
+        }
+    }
+    match (cert, key) {
+        (Some(c), Some(k)) => {
+            t.cert_file = c.into();
+            t.key_file = k.into();
+            Ok(t)
+        }
+        _ => Err(ConfigError {
+            pos: None,
+            key: Some("tls".into()),
+            msg: "tls: missing 'cert_file' or 'key_file' in TLS configuration".into(),
+        }),
+    }
 }
 
 /// A subject list: one string or an array of strings.

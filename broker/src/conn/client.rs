@@ -27,7 +27,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Read buffer sizes: start small (idle connections are cheap), double after a full read, and
@@ -208,15 +208,9 @@ impl ClientConn {
     }
 
     fn send_info(&mut self, connect_info: bool) {
-        let mut info = self.srv.client_info();
-        info.client_id = self.cid;
-        info.client_ip = self.peer.ip().to_string();
-        if connect_info {
-            info.connect_info = true;
-            info.remote_account = "$G".into();
-        }
-        let mut buf = Vec::with_capacity(512);
-        info.encode(&mut buf);
+        let buf = self
+            .srv
+            .client_info_line(self.cid, &self.peer, connect_info);
         self.send_self(&buf);
     }
 
@@ -675,7 +669,49 @@ fn proto_close(e: ProtoError) -> Close {
 /// Serves one accepted client connection until it closes.
 pub(crate) async fn serve(srv: Arc<ServerShared>, stream: TcpStream, peer: SocketAddr, cid: u64) {
     let _ = stream.set_nodelay(true);
-    let (mut rd, wr) = stream.into_split();
+    let Some(tls) = srv.tls() else {
+        let (rd, wr) = stream.into_split();
+        return run_conn(srv, rd, wr, peer, cid, true).await;
+    };
+    // nats-server's order: INFO in plain text (it says tls_required), then the client starts
+    // the handshake; with handshake_first the handshake comes first and INFO follows in TLS.
+    let mut stream = stream;
+    if !tls.handshake_first {
+        let info = srv.client_info_line(cid, &peer, false);
+        let sent = tokio::time::timeout(tls.timeout, stream.write_all(&info)).await;
+        if !matches!(sent, Ok(Ok(()))) {
+            srv.abandon_client(cid);
+            return;
+        }
+    }
+    match tokio::time::timeout(tls.timeout, tls.acceptor.accept(stream)).await {
+        Ok(Ok(tls_stream)) => {
+            let (rd, wr) = tokio::io::split(tls_stream);
+            run_conn(srv, rd, wr, peer, cid, tls.handshake_first).await
+        }
+        Ok(Err(e)) => {
+            tracing::error!("{peer} - cid:{cid} - TLS handshake error: {e}");
+            srv.abandon_client(cid);
+        }
+        Err(_) => {
+            tracing::error!("{peer} - cid:{cid} - TLS handshake timeout");
+            srv.abandon_client(cid);
+        }
+    }
+}
+
+/// Runs one client connection over its read and write halves (plain TCP, TLS, or in-process).
+pub(crate) async fn run_conn<R, W>(
+    srv: Arc<ServerShared>,
+    mut rd: R,
+    wr: W,
+    peer: SocketAddr,
+    cid: u64,
+    send_info: bool,
+) where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let opts = srv.opts();
     let out = Arc::new(Outbound::new(opts.max_pending));
     let entry = Arc::new(ClientEntry::new(cid, peer, out.clone()));
@@ -689,8 +725,10 @@ pub(crate) async fn serve(srv: Arc<ServerShared>, stream: TcpStream, peer: Socke
         tokio::spawn(async move { out.write_loop(wr, deadline, Some(hist)).await })
     };
 
-    conn.send_info(false);
-    conn.flush_receivers();
+    if send_info {
+        conn.send_info(false);
+        conn.flush_receivers();
+    }
 
     let mut parser = Parser::new(opts.max_control_line, opts.max_payload);
     let mut config_gen = srv.config_generation();
