@@ -7,6 +7,7 @@
 //! routing) — it only knows the wire format and the limits that protect memory.
 
 pub mod parser;
+pub mod route;
 pub mod wire;
 
 pub use parser::{Handler, Msg, ParseStop, Parser, ProtoError};
