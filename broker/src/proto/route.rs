@@ -86,9 +86,9 @@ pub enum RouteStop<E> {
 /// A message whose payload is still arriving.
 #[derive(Debug, Default)]
 struct Pending {
+    /// The control line, re-parsed when the payload is complete.
     line: Vec<u8>,
     size: usize,
-    hdr_len: usize,
     data: Vec<u8>,
 }
 
@@ -285,7 +285,6 @@ impl RouteParser {
                         let mut p = Pending {
                             line: line.to_vec(),
                             size,
-                            hdr_len,
                             data: Vec::with_capacity(size + 2),
                         };
                         p.data.extend_from_slice(&buf[i..]);
