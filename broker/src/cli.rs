@@ -125,6 +125,7 @@ const SPECS: &[Spec] = &[
         help: "monitoring address HOST:PORT, :PORT for every interface, off to disable (default 0.0.0.0:8222)",
         apply: |o, v| {
             o.http = set_optional_addr(v, 8222)?;
+            o.http_explicit = true;
             Ok(())
         },
     },
@@ -402,6 +403,7 @@ const SPECS: &[Spec] = &[
                 "0" => None,
                 p => Some((o.host.clone(), parse_port(p)?)),
             };
+            o.http_explicit = true;
             Ok(())
         },
     },
@@ -688,6 +690,12 @@ where
     for (spec, name, value) in &flags {
         (spec.apply)(&mut opts, value)
             .map_err(|e| CliError(format!("invalid value {value:?} for flag -{name}: {e}")))?;
+    }
+    // `-m PORT` binds monitoring on the client host, whichever order `-a` came in.
+    if flags.iter().any(|(_, n, _)| n == "m" || n == "http_port")
+        && let Some((h, _)) = opts.http.as_mut()
+    {
+        *h = opts.host.clone();
     }
     // nats-server's TLS flags: --tls=false turns config TLS off; --tlscert/--tlskey (with
     // --tls or --tlsverify) turn it on; --tlsverify requires client certificates.

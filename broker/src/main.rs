@@ -238,10 +238,25 @@ async fn run(opts: Options, exe: String, args: Vec<String>) -> i32 {
             }
             _ = usr2.recv(), if !server.in_lame_duck() => {
                 tracing::info!("Trapped \"user defined signal 2\" signal");
-                // Drain in lame duck, but let SIGINT still cut it short.
-                tokio::select! {
-                    _ = server.lame_duck() => {}
-                    _ = int.recv() => tracing::info!("Trapped \"interrupt\" signal"),
+                // Drain in lame duck. SIGINT still cuts it short; SIGTERM (which Kubernetes
+                // sends after the preStop hook) is ignored; reloads still apply.
+                let drain = server.lame_duck();
+                tokio::pin!(drain);
+                loop {
+                    tokio::select! {
+                        _ = &mut drain => break,
+                        _ = int.recv() => {
+                            tracing::info!("Trapped \"interrupt\" signal");
+                            break;
+                        }
+                        _ = term.recv() => {
+                            tracing::info!("Trapped \"terminated\" signal: ignored during lame duck mode");
+                        }
+                        _ = hup.recv() => {
+                            tracing::info!("Trapped \"hangup\" signal");
+                            reload(&server, &args);
+                        }
+                    }
                 }
                 break;
             }

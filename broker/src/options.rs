@@ -70,6 +70,10 @@ pub struct Options {
     pub port: u16,
     /// Monitoring listener `host:port`; `None` disables it.
     pub http: Option<(String, u16)>,
+    /// Whether `http` was asked for explicitly. The default monitoring address may be taken
+    /// (several servers on one host, as test harnesses run them): then the server starts
+    /// without monitoring and warns, instead of failing.
+    pub http_explicit: bool,
     /// Route listener `host:port` (clustering).
     pub cluster: Option<(String, u16)>,
     /// Seed route URLs.
@@ -137,6 +141,7 @@ impl Default for Options {
             host: DEFAULT_HOST.to_string(),
             port: DEFAULT_PORT,
             http: parse_host_port(DEFAULT_HTTP, 8222).ok(),
+            http_explicit: false,
             cluster: None,
             routes: Vec::new(),
             auth_token: None,

@@ -216,6 +216,24 @@ impl ServerShared {
             info.auth_required = auth.required();
         }
         crate::logging::set_level(new.log_level);
+        // Clients that no longer authenticate are told and closed, as nats-server does.
+        let entries: Vec<Arc<ClientEntry>> = self.clients.lock().values().cloned().collect();
+        for e in entries {
+            let creds = e.creds.lock().clone();
+            if let Some(c) = creds
+                && auth.authorize(&c.as_credentials()).is_none()
+            {
+                tracing::error!(
+                    "{} - cid:{} - authentication error on reload",
+                    e.peer,
+                    e.cid
+                );
+                e.out.close(Close::with_err(
+                    ClosedReason::AuthenticationViolation,
+                    "Authorization Violation",
+                ));
+            }
+        }
         *self.auth.write() = Arc::new(auth);
         *self.live.write() = Arc::new(new);
         *self.config_load_time.lock() = SystemTime::now();
@@ -541,12 +559,19 @@ impl Server {
             .local_addr()
             .map_err(|e| StartError::Resolve(opts.host.clone(), e))?;
         let http_listener = match &opts.http {
-            Some((host, port)) => Some(bind(host, *port).await.map_err(|e| match e {
-                StartError::Bind { addr, port, source } => {
-                    StartError::HttpBind { addr, port, source }
+            Some((host, port)) => match bind(host, *port).await {
+                Ok(l) => Some(l),
+                Err(StartError::Bind { addr, port, source }) => {
+                    if opts.http_explicit {
+                        return Err(StartError::HttpBind { addr, port, source });
+                    }
+                    tracing::warn!(
+                        "default monitoring address {addr} is not available ({source}); starting without monitoring"
+                    );
+                    None
                 }
-                other => other,
-            })?),
+                Err(other) => return Err(other),
+            },
             None => None,
         };
         let shared = Arc::new(ServerShared::new(opts));
@@ -771,7 +796,10 @@ impl Server {
         s.send_lame_duck_info();
         let grace = s.opts().lame_duck_grace_period;
         let spread = s.opts().lame_duck_duration.saturating_sub(grace);
-        tokio::time::sleep(grace).await;
+        // Nobody to drain: exit at once, as nats-server does.
+        if s.num_connections() > 0 {
+            tokio::time::sleep(grace).await;
+        }
         let clients = s.client_outbounds();
         if !clients.is_empty() {
             tracing::info!("Closing existing clients");

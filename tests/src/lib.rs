@@ -4,6 +4,8 @@
 //! Every helper that waits does so under a timeout and panics with what it saw so far, so a
 //! broken server makes a test fail with a readable message instead of hanging.
 
+pub mod process;
+
 use nats_mini::{Server, ServerBuilder};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -203,7 +205,10 @@ impl Raw {
         if self.closed {
             return Some(ReadOutcome::Closed);
         }
-        let mut chunk = [0u8; 64 * 1024];
+        // On the heap: a 64 KiB array held across this await makes every future that reads
+        // (and every test awaiting one) that much larger, and debug builds copy those futures
+        // around on the stack until a long test overflows it.
+        let mut chunk = vec![0u8; 64 * 1024];
         match tokio::time::timeout_at(deadline, self.stream.read(&mut chunk)).await {
             Err(_) => None,
             Ok(Ok(0)) => {

@@ -247,6 +247,7 @@ pub fn apply(map: &Map, opts: &mut Options) -> Result<Vec<Warning>, ConfigError>
     if http_host.is_some() || http_port.is_some() {
         let host = http_host.unwrap_or_else(|| opts.host.clone());
         opts.http = Some((host, http_port.unwrap_or(8222)));
+        opts.http_explicit = true;
     }
     Ok(warnings)
 }

@@ -417,6 +417,13 @@ impl Handler for ClientConn {
             } else {
                 self.srv.auth().authorize(&creds)
             };
+        if authorized.is_some() && opts.name != SELF_CHECK_NAME {
+            *self.entry.creds.lock() = Some(crate::conn::entry::SavedCreds {
+                user: opts.user.clone(),
+                pass: opts.pass.clone(),
+                token: opts.auth_token.clone(),
+            });
+        }
         let Some(authorized) = authorized else {
             match creds.user {
                 Some(u) => tracing::error!(

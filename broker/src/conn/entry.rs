@@ -23,6 +23,31 @@ pub struct ClientDesc {
     pub user: String,
 }
 
+/// The credentials a client authenticated with, kept so a reload can re-check them (never
+/// logged or shown by monitoring).
+#[derive(Clone, Default)]
+pub struct SavedCreds {
+    pub user: Option<String>,
+    pub pass: Option<String>,
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for SavedCreds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SavedCreds([REDACTED])")
+    }
+}
+
+impl SavedCreds {
+    pub fn as_credentials(&self) -> crate::auth::Credentials<'_> {
+        crate::auth::Credentials {
+            user: self.user.as_deref(),
+            pass: self.pass.as_deref(),
+            token: self.token.as_deref(),
+        }
+    }
+}
+
 /// A live connection as monitoring sees it.
 #[derive(Debug)]
 pub struct ClientEntry {
@@ -39,6 +64,8 @@ pub struct ClientEntry {
     /// The client said `protocol: 1` in CONNECT: it understands async INFO (lame duck,
     /// cluster membership changes).
     pub async_info: std::sync::atomic::AtomicBool,
+    /// Set once the client authenticated (None for the self-check and before CONNECT).
+    pub creds: Mutex<Option<SavedCreds>>,
 }
 
 pub fn unix_nanos(t: SystemTime) -> u64 {
@@ -65,6 +92,7 @@ impl ClientEntry {
             rtt_ns: AtomicU64::new(0),
             num_subs: AtomicU64::new(0),
             async_info: std::sync::atomic::AtomicBool::new(false),
+            creds: Mutex::new(None),
         }
     }
 

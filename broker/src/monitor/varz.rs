@@ -24,6 +24,15 @@ fn is_zero_u16(n: &u16) -> bool {
     *n == 0
 }
 
+/// Go's encoding/json writes a whole float64 without a fraction (`1`, not `1.0`).
+fn go_float<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        s.serialize_i64(*v as i64)
+    } else {
+        s.serialize_f64(*v)
+    }
+}
+
 #[derive(Serialize, Default)]
 pub struct Empty {}
 
@@ -55,6 +64,7 @@ pub struct Varz {
     pub http_port: u16,
     pub http_base_path: String,
     pub https_port: u16,
+    #[serde(serialize_with = "go_float")]
     pub auth_timeout: f64,
     pub max_control_line: usize,
     pub max_payload: usize,
@@ -65,6 +75,7 @@ pub struct Varz {
     pub mqtt: Empty,
     pub websocket: Empty,
     pub jetstream: Empty,
+    #[serde(serialize_with = "go_float")]
     pub tls_timeout: f64,
     pub write_deadline: u128,
     pub start: String,
@@ -73,6 +84,7 @@ pub struct Varz {
     pub mem: u64,
     pub cores: usize,
     pub gomaxprocs: usize,
+    #[serde(serialize_with = "go_float")]
     pub cpu: f64,
     pub connections: usize,
     pub total_connections: u64,
