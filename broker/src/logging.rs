@@ -92,6 +92,27 @@ struct Tee {
     file: Option<Arc<Mutex<std::fs::File>>>,
 }
 
+/// The log file's path, for [`reopen`].
+static FILE_PATH: OnceLock<PathBuf> = OnceLock::new();
+
+/// Reopens the log file (SIGUSR1 / `--signal reopen`), so log rotation can move the old one
+/// away. Returns an error naming the file if it cannot be opened.
+pub fn reopen() -> Result<(), String> {
+    let (Some(path), Some((tee, _))) = (FILE_PATH.get(), SINK.get()) else {
+        return Ok(());
+    };
+    let Some(file) = &tee.file else {
+        return Ok(());
+    };
+    let fresh = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("cannot reopen log file {}: {e}", path.display()))?;
+    *file.lock() = fresh;
+    Ok(())
+}
+
 struct TeeWriter<'a> {
     tee: &'a Tee,
 }
@@ -155,6 +176,9 @@ pub fn init(cfg: &LogConfig) -> Result<(), String> {
         ))),
         None => None,
     };
+    if let Some(p) = &cfg.file {
+        let _ = FILE_PATH.set(p.clone());
+    }
     let tee = Tee { file };
     let _ = SINK.set((tee.clone(), cfg.logtime));
     use tracing_subscriber::layer::SubscriberExt;

@@ -175,8 +175,9 @@ async fn run(opts: Options, exe: String, args: Vec<String>) -> i32 {
         signal(SignalKind::terminate()),
         signal(SignalKind::user_defined2()),
         signal(SignalKind::hangup()),
+        signal(SignalKind::user_defined1()),
     );
-    let (Ok(mut int), Ok(mut term), Ok(mut usr2), Ok(mut hup)) = signals else {
+    let (Ok(mut int), Ok(mut term), Ok(mut usr2), Ok(mut hup), Ok(mut usr1)) = signals else {
         logging::fatal("cannot install signal handlers");
         return 1;
     };
@@ -227,6 +228,12 @@ async fn run(opts: Options, exe: String, args: Vec<String>) -> i32 {
             _ = hup.recv() => {
                 tracing::info!("Trapped \"hangup\" signal");
                 reload(&server, &args);
+            }
+            _ = usr1.recv() => {
+                match logging::reopen() {
+                    Ok(()) => tracing::info!("Trapped \"user defined signal 1\" signal: log file reopened"),
+                    Err(e) => tracing::error!("{e}"),
+                }
             }
             _ = watch_tick.tick(), if watch.is_some() => {
                 let now = watch.as_deref().and_then(file_digest);
