@@ -86,6 +86,28 @@ const ACCEPTED_NOOP: &[&str] = &[
     "store_dir",
 ];
 
+/// nats-server's error for a key it does not know, at the key.
+fn unknown_field(e: &Entry) -> ConfigError {
+    ConfigError::for_key(
+        &e.key_pos,
+        &e.key.to_ascii_lowercase(),
+        format!("unknown field \"{}\"", e.key),
+    )
+}
+
+/// A timeout given as seconds (integer or float) or as a duration string.
+fn seconds_or_duration(
+    v: &Item,
+    k: &str,
+    warnings: &mut Vec<Warning>,
+) -> Result<Duration, ConfigError> {
+    match &v.value {
+        Value::Integer(n) => Ok(Duration::from_secs(u64::try_from(*n).unwrap_or(0))),
+        Value::Float(f) if *f >= 0.0 => Ok(Duration::from_secs_f64(*f)),
+        _ => duration_of(v, k, warnings),
+    }
+}
+
 fn err(item: &Item, key: &str, msg: impl Into<String>) -> ConfigError {
     ConfigError::for_key(&item.pos, key, msg)
 }
@@ -236,11 +258,7 @@ pub fn apply(map: &Map, opts: &mut Options) -> Result<Vec<Warning>, ConfigError>
                 if e.used_as_variable {
                     continue;
                 }
-                return Err(ConfigError::for_key(
-                    &e.key_pos,
-                    k,
-                    format!("unknown field \"{}\"", e.key),
-                ));
+                return Err(unknown_field(e));
             }
         }
     }
@@ -282,22 +300,12 @@ fn apply_authorization(
             "token" => opts.auth_token = Some(secret_text(v, k)?),
             "user" | "username" => opts.auth_user = Some(secret_text(v, k)?),
             "password" | "pass" => opts.auth_pass = Some(secret_text(v, k)?),
-            "timeout" => {
-                opts.auth_timeout = match &v.value {
-                    Value::Integer(n) => Duration::from_secs(u64::try_from(*n).unwrap_or(0)),
-                    Value::Float(f) if *f >= 0.0 => Duration::from_secs_f64(*f),
-                    _ => duration_of(v, k, warnings)?,
-                }
-            }
+            "timeout" => opts.auth_timeout = seconds_or_duration(v, k, warnings)?,
             "users" => users = Some(v),
             "permissions" | "default_permissions" => default_perms = Some(parse_permissions(v, k)?),
             _ if e.used_as_variable => {}
             _ => {
-                return Err(ConfigError::for_key(
-                    &e.key_pos,
-                    k,
-                    format!("unknown field \"{}\"", e.key),
-                ));
+                return Err(unknown_field(e));
             }
         }
     }
@@ -341,11 +349,7 @@ fn apply_authorization(
                     "allowed_connection_types" | "account" => {}
                     _ if e.used_as_variable => {}
                     _ => {
-                        return Err(ConfigError::for_key(
-                            &e.key_pos,
-                            &k,
-                            format!("unknown field \"{}\"", e.key),
-                        ));
+                        return Err(unknown_field(e));
                     }
                 }
             }
@@ -432,11 +436,7 @@ fn apply_cluster(
                             ));
                         }
                         _ => {
-                            return Err(ConfigError::for_key(
-                                &a.key_pos,
-                                &ak,
-                                format!("unknown field \"{}\"", a.key),
-                            ));
+                            return Err(unknown_field(a));
                         }
                     }
                 }
@@ -457,11 +457,7 @@ fn apply_cluster(
             }
             _ if e.used_as_variable => {}
             _ => {
-                return Err(ConfigError::for_key(
-                    &e.key_pos,
-                    k,
-                    format!("unknown field \"{}\"", e.key),
-                ));
+                return Err(unknown_field(e));
             }
         }
     }
@@ -482,13 +478,7 @@ fn parse_tls(m: &Map, warnings: &mut Vec<Warning>) -> Result<crate::tls::TlsSett
             "key_file" => key = Some(v.as_str(&k)?.to_string()),
             "ca_file" => t.ca_file = Some(v.as_str(&k)?.into()),
             "verify" => t.verify = v.as_bool(&k)?,
-            "timeout" => {
-                t.timeout = match &v.value {
-                    Value::Integer(n) => Duration::from_secs(u64::try_from(*n).unwrap_or(0)),
-                    Value::Float(f) if *f >= 0.0 => Duration::from_secs_f64(*f),
-                    _ => duration_of(v, &k, warnings)?,
-                }
-            }
+            "timeout" => t.timeout = seconds_or_duration(v, &k, warnings)?,
             "handshake_first" | "first" | "immediate" => {
                 t.handshake_first = match &v.value {
                     Value::Bool(b) => *b,
@@ -515,11 +505,7 @@ fn parse_tls(m: &Map, warnings: &mut Vec<Warning>) -> Result<crate::tls::TlsSett
             }
             _ if e.used_as_variable => {}
             _ => {
-                return Err(ConfigError::for_key(
-                    &e.key_pos,
-                    &k,
-                    format!("unknown field \"{}\"", e.key),
-                ));
+                return Err(unknown_field(e));
             }
         }
     }
@@ -565,11 +551,7 @@ fn allow_deny(v: &Item, k: &str) -> Result<(Option<Vec<String>>, Vec<String>), C
                     "allow" => allow = Some(subject_list(&e.value, &ek)?),
                     "deny" => deny = subject_list(&e.value, &ek)?,
                     _ => {
-                        return Err(ConfigError::for_key(
-                            &e.key_pos,
-                            &ek,
-                            format!("unknown field \"{}\"", e.key),
-                        ));
+                        return Err(unknown_field(e));
                     }
                 }
             }
@@ -613,11 +595,7 @@ fn parse_permissions(v: &Item, k: &str) -> Result<Permissions, ConfigError> {
                                 "max" => r.max = u32::try_from(re.value.as_int(&rk)?).unwrap_or(0),
                                 "expires" | "ttl" => r.expires = re.value.as_duration(&rk)?.0,
                                 _ => {
-                                    return Err(ConfigError::for_key(
-                                        &re.key_pos,
-                                        &rk,
-                                        format!("unknown field \"{}\"", re.key),
-                                    ));
+                                    return Err(unknown_field(re));
                                 }
                             }
                         }
@@ -633,11 +611,7 @@ fn parse_permissions(v: &Item, k: &str) -> Result<Permissions, ConfigError> {
                 };
             }
             _ => {
-                return Err(ConfigError::for_key(
-                    &e.key_pos,
-                    &ek,
-                    format!("unknown field \"{}\"", e.key),
-                ));
+                return Err(unknown_field(e));
             }
         }
     }

@@ -194,7 +194,7 @@ impl RouteParser {
                     .line
                     .first()
                     .is_some_and(|b| b.eq_ignore_ascii_case(&b'h'));
-                let args = strip_op(&p.line);
+                let args = split_op(&p.line).1;
                 let (account, subject, reply, queues, hdr_len, _) =
                     msg_line(args, headers).map_err(RouteStop::Proto)?;
                 h.on_msg(&RoutedMsg {
@@ -228,12 +228,8 @@ impl RouteParser {
                 return Err(RouteStop::Proto(RouteProtoError::ControlLineTooLong));
             }
             i = nl + 1;
-            let op_end = line
-                .iter()
-                .position(|b| *b == b' ' || *b == b'\t')
-                .unwrap_or(line.len());
-            let op = line[..op_end].to_ascii_uppercase();
-            let args = strip_op(line);
+            let (op, args) = split_op(line);
+            let op = op.to_ascii_uppercase();
             match op.as_slice() {
                 b"PING" => h.on_ping().map_err(RouteStop::Handler)?,
                 b"PONG" => h.on_pong().map_err(RouteStop::Handler)?,
@@ -307,8 +303,8 @@ fn bad_args(args: &[u8]) -> RouteProtoError {
     RouteProtoError::BadArgs(String::from_utf8_lossy(args).into_owned())
 }
 
-/// The argument part of a control line (after the op and its blanks).
-fn strip_op(line: &[u8]) -> &[u8] {
+/// A control line's op and its argument part (after the op and its blanks).
+fn split_op(line: &[u8]) -> (&[u8], &[u8]) {
     let op_end = line
         .iter()
         .position(|b| *b == b' ' || *b == b'\t')
@@ -318,7 +314,7 @@ fn strip_op(line: &[u8]) -> &[u8] {
         .iter()
         .position(|b| *b != b' ' && *b != b'\t')
         .unwrap_or(rest.len());
-    &rest[start..]
+    (&line[..op_end], &rest[start..])
 }
 
 #[cfg(test)]
