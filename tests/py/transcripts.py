@@ -546,3 +546,22 @@ T("default_max_payload_1_5_mib",
   "INFO\r\n-ERR 'Maximum Payload Violation'\r\n<EOF>", baseline=False,
   differs="default max_payload: a 1.5 MiB PUB is within nats-mini's 2 MiB default",
   expect_mini="INFO\r\nMSG foo 1 1572864\r\n" + "z" * 1572864 + "\r\nPONG\r\n")
+
+# Reserved reply prefixes are refused for every client (nats-server's isReservedReply); the
+# connection stays. ($GNR. subjects are only refused when gateways are on: not here.)
+T("reserved_reply_prefixes_refused",
+  [send(CV + "SUB x 1\r\n"
+        "PUB x _R_.x 0\r\n\r\n"
+        "PUB x _GR_.a 0\r\n\r\n"
+        "PUB x $JS.ACK.a 0\r\n\r\n"
+        "PUB x _R_ 0\r\n\r\n"
+        "PUB x x._R_.y 0\r\n\r\n"
+        "PUB $GNR.a 0\r\n\r\n"), sync()],
+  "INFO\r\n+OK\r\n+OK\r\n"
+  "-ERR 'Permissions Violation for Publish with Reply of \"_R_.x\"'\r\n"
+  "-ERR 'Permissions Violation for Publish with Reply of \"_GR_.a\"'\r\n"
+  "-ERR 'Permissions Violation for Publish with Reply of \"$JS.ACK.a\"'\r\n"
+  "+OK\r\nMSG x 1 _R_ 0\r\n\r\n"
+  "+OK\r\nMSG x 1 x._R_.y 0\r\n\r\n"
+  "+OK\r\n"
+  "PONG\r\n")

@@ -519,6 +519,15 @@ impl Handler for ClientConn {
             self.send_err(&text);
             return Ok(());
         }
+        if !m.reply.is_empty() && is_reserved_reply(m.reply) {
+            let text = format!(
+                "Permissions Violation for Publish with Reply of {}",
+                go_quote(m.reply)
+            );
+            tracing::error!("{} - cid:{} - {text}", self.peer, self.cid);
+            self.send_err(&text);
+            return Ok(());
+        }
         if self.opts.verbose {
             self.send_self(wire::OK);
         }
@@ -632,6 +641,15 @@ impl Handler for ClientConn {
         );
         Err(Close::silent(ClosedReason::ParseError))
     }
+}
+
+/// Reply prefixes nats-server reserves for its own machinery (service imports, gateways,
+/// JetStream acks); clients may not publish with them, whatever their permissions.
+fn is_reserved_reply(reply: &[u8]) -> bool {
+    reply.starts_with(b"_R_.")
+        || (reply.len() > 8 && reply.starts_with(b"$JS.ACK."))
+        || (reply.len() > 5 && reply.starts_with(b"_GR_."))
+        || (reply.len() > 4 && reply.starts_with(b"$GR."))
 }
 
 /// Decodes a JSON object the way Go's encoding/json fills a struct: `null` leaves the defaults,
