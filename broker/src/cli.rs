@@ -408,6 +408,19 @@ const SPECS: &[Spec] = &[
         },
     },
     Spec {
+        names: &["ms", "https_port"],
+        env: None,
+        boolean: false,
+        help: "monitoring port over TLS on the client host, with the tls certificate (nats-server's -ms; 0 disables, -1 picks a free port)",
+        apply: |o, v| {
+            o.https = match v.trim() {
+                "0" => None,
+                p => Some((o.host.clone(), parse_port(p)?)),
+            };
+            Ok(())
+        },
+    },
+    Spec {
         names: &["http_base_path"],
         env: None,
         boolean: false,
@@ -691,9 +704,14 @@ where
         (spec.apply)(&mut opts, value)
             .map_err(|e| CliError(format!("invalid value {value:?} for flag -{name}: {e}")))?;
     }
-    // `-m PORT` binds monitoring on the client host, whichever order `-a` came in.
+    // `-m PORT` / `-ms PORT` bind monitoring on the client host, whichever order `-a` came in.
     if flags.iter().any(|(_, n, _)| n == "m" || n == "http_port")
         && let Some((h, _)) = opts.http.as_mut()
+    {
+        *h = opts.host.clone();
+    }
+    if flags.iter().any(|(_, n, _)| n == "ms" || n == "https_port")
+        && let Some((h, _)) = opts.https.as_mut()
     {
         *h = opts.host.clone();
     }
@@ -828,6 +846,26 @@ mod tests {
         .unwrap();
         assert_eq!(o.routes, vec!["nats://a:6222", "nats://b:6222"]);
         assert_eq!(o.auth_token.as_deref(), Some("s3cr3t"));
+    }
+
+    #[test]
+    fn https_port_needs_tls_and_excludes_http_port() {
+        let tls = ["--tls", "--tlscert", "c.pem", "--tlskey", "k.pem"];
+        let mut args = vec!["-ms", "-1", "-a", "127.0.0.1"];
+        args.extend(tls);
+        let o = run(&args, &[]).unwrap();
+        assert_eq!(o.https, Some(("127.0.0.1".into(), 0)));
+        assert_eq!(o.http_listener(), None, "HTTPS replaces default HTTP");
+        let e = run(&["--https_port=8443"], &[]).unwrap_err().0;
+        assert!(e.contains("https_port") && e.contains("TLS"), "{e}");
+        let mut args = vec!["-m", "8222", "-ms", "8443"];
+        args.extend(tls);
+        let e = run(&args, &[]).unwrap_err().0;
+        assert!(
+            e.contains("can't specify both HTTP (8222) and HTTPs (8443) ports"),
+            "{e}"
+        );
+        assert_eq!(run(&["-ms", "0"], &[]).unwrap().https, None);
     }
 
     #[test]

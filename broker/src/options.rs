@@ -74,6 +74,10 @@ pub struct Options {
     /// (several servers on one host, as test harnesses run them): then the server starts
     /// without monitoring and warns, instead of failing.
     pub http_explicit: bool,
+    /// Monitoring over TLS (nats-server's `https_port` / `-ms` / `https`): `host:port`, served
+    /// with the `tls` block's certificate. Replaces plain-HTTP monitoring: the default `http`
+    /// listener is not started, and an explicit `http` as well is an error (as in nats-server).
+    pub https: Option<(String, u16)>,
     /// Route listener `host:port` (clustering).
     pub cluster: Option<(String, u16)>,
     /// Seed route URLs.
@@ -142,6 +146,7 @@ impl Default for Options {
             port: DEFAULT_PORT,
             http: parse_host_port(DEFAULT_HTTP, 8222).ok(),
             http_explicit: false,
+            https: None,
             cluster: None,
             routes: Vec::new(),
             auth_token: None,
@@ -185,6 +190,15 @@ impl Default for Options {
 }
 
 impl Options {
+    /// The plain-HTTP monitoring listener to start: `http`, unless HTTPS monitoring replaces
+    /// the default one.
+    pub fn http_listener(&self) -> Option<&(String, u16)> {
+        if self.https.is_some() && !self.http_explicit {
+            return None;
+        }
+        self.http.as_ref()
+    }
+
     /// Options for tests and embedding: loopback, a free port, no monitoring.
     pub fn ephemeral() -> Self {
         Options {
@@ -211,6 +225,21 @@ impl Options {
         }
         if self.ping_interval.is_zero() {
             return Err("ping_interval must be greater than 0".into());
+        }
+        if let Some((_, https_port)) = &self.https {
+            if self.tls.is_none() {
+                return Err(
+                    "https_port: TLS cert and key required for HTTPS (monitoring over TLS uses the tls block's certificate)"
+                        .into(),
+                );
+            }
+            if self.http_explicit
+                && let Some((_, http_port)) = &self.http
+            {
+                return Err(format!(
+                    "http_port/https_port: can't specify both HTTP ({http_port}) and HTTPs ({https_port}) ports"
+                ));
+            }
         }
         if let Some(u) = &self.no_auth_user
             && !self.users.iter().any(|x| &x.name == u)

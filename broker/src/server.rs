@@ -49,6 +49,12 @@ pub enum StartError {
         port: u16,
         source: std::io::Error,
     },
+    #[error("cannot listen for https monitoring (https_port) on {addr} (port {port}): {source}")]
+    HttpsBind {
+        addr: String,
+        port: u16,
+        source: std::io::Error,
+    },
     #[error("startup self-check failed: {0}")]
     SelfCheck(String),
 }
@@ -58,6 +64,9 @@ pub(crate) struct TlsState {
     pub acceptor: tokio_rustls::TlsAcceptor,
     pub handshake_first: bool,
     pub timeout: Duration,
+    /// The same certificate without client-certificate verification, for HTTPS monitoring
+    /// (present when `https` is configured).
+    pub monitor: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl std::fmt::Debug for TlsState {
@@ -101,6 +110,7 @@ pub struct ServerShared {
     config_load_time: Mutex<SystemTime>,
     client_port: AtomicU16,
     http_addr: OnceLock<SocketAddr>,
+    https_addr: OnceLock<SocketAddr>,
     lame_duck: AtomicBool,
     max_open_files: AtomicU64,
     tls: parking_lot::RwLock<Option<Arc<TlsState>>>,
@@ -149,6 +159,7 @@ impl ServerShared {
             config_load_time: Mutex::new(SystemTime::now()),
             client_port: AtomicU16::new(opts.port),
             http_addr: OnceLock::new(),
+            https_addr: OnceLock::new(),
             lame_duck: AtomicBool::new(false),
             max_open_files: AtomicU64::new(0),
             tls: parking_lot::RwLock::new(None),
@@ -179,10 +190,15 @@ impl ServerShared {
     /// that cannot change at run time refuses the whole reload, and the running config stays.
     pub fn reload(&self, new: Options) -> Result<(), String> {
         let old = self.opts();
-        let fixed: [(&str, String, String); 6] = [
+        let fixed: [(&str, String, String); 7] = [
             ("Host", old.host.clone(), new.host.clone()),
             ("Port", old.port.to_string(), new.port.to_string()),
             ("HTTP", format!("{:?}", old.http), format!("{:?}", new.http)),
+            (
+                "HTTPS",
+                format!("{:?}", old.https),
+                format!("{:?}", new.https),
+            ),
             (
                 "Cluster",
                 format!("{:?}", old.cluster),
@@ -278,6 +294,10 @@ impl ServerShared {
                 acceptor: crate::tls::acceptor(t)?,
                 handshake_first: t.handshake_first,
                 timeout: t.timeout,
+                monitor: match opts.https {
+                    Some(_) => Some(crate::tls::monitor_acceptor(t)?),
+                    None => None,
+                },
             })),
             None => None,
         };
@@ -415,6 +435,11 @@ impl ServerShared {
     /// The bound monitoring address, when monitoring is on.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http_addr.get().copied()
+    }
+
+    /// The HTTPS monitoring address actually bound, if any.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https_addr.get().copied()
     }
 
     pub fn config_load_time(&self) -> SystemTime {
@@ -558,7 +583,7 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|e| StartError::Resolve(opts.host.clone(), e))?;
-        let http_listener = match &opts.http {
+        let http_listener = match opts.http_listener() {
             Some((host, port)) => match bind(host, *port).await {
                 Ok(l) => Some(l),
                 Err(StartError::Bind { addr, port, source }) => {
@@ -572,6 +597,15 @@ impl Server {
                 }
                 Err(other) => return Err(other),
             },
+            None => None,
+        };
+        let https_listener = match &opts.https {
+            Some((host, port)) => Some(bind(host, *port).await.map_err(|e| match e {
+                StartError::Bind { addr, port, source } => {
+                    StartError::HttpsBind { addr, port, source }
+                }
+                other => other,
+            })?),
             None => None,
         };
         let shared = Arc::new(ServerShared::new(opts));
@@ -595,6 +629,13 @@ impl Server {
                 tracing::info!("Starting http monitor on {}", host_port(&a.ip(), a.port()));
             }
             tokio::spawn(crate::monitor::serve(shared.clone(), l));
+        }
+        if let Some(l) = https_listener {
+            if let Ok(a) = l.local_addr() {
+                let _ = shared.https_addr.set(a);
+                tracing::info!("Starting https monitor on {}", host_port(&a.ip(), a.port()));
+            }
+            tokio::spawn(crate::monitor::serve_tls(shared.clone(), l));
         }
         let open_files = shared.max_open_files();
         if open_files > 0 && (shared.opts().max_conns as u64) > open_files {
@@ -657,18 +698,27 @@ impl Server {
             .collect()
     }
 
-    /// The monitoring base URL, when monitoring is on.
+    /// The monitoring base URL, when monitoring is on (`https://…` for HTTPS monitoring).
     pub fn monitor_url(&self) -> Option<String> {
-        let a = self.shared.http_addr()?;
+        let (scheme, a) = match self.shared.http_addr() {
+            Some(a) => ("http", a),
+            None => ("https", self.shared.https_addr()?),
+        };
         let ip = reachable_ip(a.ip());
         let opts = self.shared.opts();
         let base = opts.http_base_path.trim_end_matches('/');
-        Some(format!("http://{}{base}", host_port(&ip, a.port())))
+        Some(format!("{scheme}://{}{base}", host_port(&ip, a.port())))
     }
 
-    /// The monitoring address actually bound, when monitoring is on.
+    /// The monitoring address actually bound, when monitoring is on: the plain-HTTP one, else
+    /// the HTTPS one ([`Server::monitor_url`] has the scheme).
     pub fn monitor_addr(&self) -> Option<SocketAddr> {
-        self.shared.http_addr()
+        self.shared.http_addr().or_else(|| self.shared.https_addr())
+    }
+
+    /// The HTTPS monitoring address actually bound, when `https` is configured.
+    pub fn https_monitor_addr(&self) -> Option<SocketAddr> {
+        self.shared.https_addr()
     }
 
     pub fn server_id(&self) -> &str {

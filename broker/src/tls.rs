@@ -85,6 +85,15 @@ pub fn acceptor(s: &TlsSettings) -> Result<TlsAcceptor, String> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+/// The acceptor for HTTPS monitoring: the same certificate, but no client certificate is
+/// asked for even with `verify` (nats-server serves monitoring with `NoClientCert`).
+pub fn monitor_acceptor(s: &TlsSettings) -> Result<TlsAcceptor, String> {
+    acceptor(&TlsSettings {
+        verify: false,
+        ..s.clone()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,8 +3,8 @@
 //!
 //! - Keys nats-server does not know are errors (`unknown field "x"`), as in nats-server.
 //! - Keys of nats-server features nats-mini lacks and whose silent omission would drop data
-//!   guarantees or open access (JetStream, accounts, operator mode, mappings, and for now
-//!   multi-user authorization and TLS) are refused with a message naming the key.
+//!   guarantees or open access (JetStream, accounts, operator mode, mappings, nkey users,
+//!   cluster TLS) are refused with a message naming the key.
 //! - Listener blocks for protocols nats-mini does not serve (websocket, mqtt, gateway,
 //!   leafnodes) are accepted with a warning naming them: the official clients' test harnesses
 //!   put them in every config they generate.
@@ -162,6 +162,7 @@ pub fn apply(map: &Map, opts: &mut Options) -> Result<Vec<Warning>, ConfigError>
     let mut warnings = Vec::new();
     let mut http_host: Option<String> = None;
     let mut http_port: Option<u16> = None;
+    let mut https_port: Option<Option<u16>> = None;
     for e in map.iter() {
         let key = e.key.to_ascii_lowercase();
         let v = &e.value;
@@ -180,12 +181,18 @@ pub fn apply(map: &Map, opts: &mut Options) -> Result<Vec<Warning>, ConfigError>
                 http_port = Some(p);
             }
             "http_port" | "monitor_port" => http_port = Some(port_of(v, k)?),
-            "https" | "https_port" => {
-                return Err(err(
-                    v,
-                    k,
-                    format!("{k}: monitoring over TLS is not supported yet by nats-mini"),
-                ));
+            // As in nats-server, `https` and `http` share the host; the port says which.
+            "https" => {
+                let (h, p) = host_port_of(v, k, 8222)?;
+                http_host = Some(h);
+                https_port = Some(Some(p));
+            }
+            // `0` turns HTTPS monitoring off, `-1` picks a free port (nats-server's meaning).
+            "https_port" => {
+                https_port = Some(match v.as_int(k)? {
+                    0 => None,
+                    _ => Some(port_of(v, k)?),
+                })
             }
             "http_base_path" => opts.http_base_path = v.as_str(k)?.to_string(),
             "server_name" => {
@@ -262,10 +269,14 @@ pub fn apply(map: &Map, opts: &mut Options) -> Result<Vec<Warning>, ConfigError>
             }
         }
     }
-    if http_host.is_some() || http_port.is_some() {
-        let host = http_host.unwrap_or_else(|| opts.host.clone());
+    // `https: HOST:PORT` sets the shared host only; plain HTTP needs a port of its own.
+    if http_port.is_some() {
+        let host = http_host.clone().unwrap_or_else(|| opts.host.clone());
         opts.http = Some((host, http_port.unwrap_or(8222)));
         opts.http_explicit = true;
+    }
+    if let Some(p) = https_port {
+        opts.https = p.map(|p| (http_host.unwrap_or_else(|| opts.host.clone()), p));
     }
     Ok(warnings)
 }
@@ -678,6 +689,31 @@ mod tests {
         let bob = o.users[1].permissions.as_ref().unwrap();
         assert!(bob.can_publish(b"pub.x") && !bob.can_publish(b"other"));
         assert!(o.validate().is_ok());
+    }
+
+    #[test]
+    fn https_monitoring_keys() {
+        let tls = "tls { cert_file: c.pem, key_file: k.pem }\n";
+        let (o, _) = load(&format!("https: \"127.0.0.2:8443\"\n{tls}")).unwrap();
+        assert_eq!(o.https, Some(("127.0.0.2".into(), 8443)));
+        assert!(!o.http_explicit, "`https` does not turn plain HTTP on");
+        assert_eq!(o.http_listener(), None, "and replaces the default one");
+        assert!(o.validate().is_ok());
+        // `https_port` takes the client host, as `http_port` does; -1 is a free port.
+        let (o, _) = load(&format!("listen: 10.0.0.1:4222\nhttps_port: -1\n{tls}")).unwrap();
+        assert_eq!(o.https, Some(("10.0.0.1".into(), 0)));
+        let (o, _) = load("https_port: 0\n").unwrap();
+        assert_eq!(o.https, None);
+        // Without TLS, or together with plain HTTP, as nats-server refuses at start.
+        let (o, _) = load("https_port: 8443\n").unwrap();
+        let e = o.validate().unwrap_err();
+        assert!(e.contains("https_port") && e.contains("TLS"), "{e}");
+        let (o, _) = load(&format!("http_port: 8222\nhttps_port: 8443\n{tls}")).unwrap();
+        let e = o.validate().unwrap_err();
+        assert!(
+            e.contains("can't specify both HTTP (8222) and HTTPs (8443) ports"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! HTTP monitoring: `/varz`, `/connz`, `/subsz`, `/routez`, `/healthz`, `/metrics` and `/`,
 //! with nats-server's paths, field names, JSON types, formats and parameter errors, so
 //! prometheus-nats-exporter, Grafana dashboards and `nats server` tooling work unchanged.
+//! Served over plain HTTP (`http`) or, with `https_port`, over TLS with the `tls` block's
+//! certificate ([`serve_tls`]).
 //!
 //! Serving never touches the message path's locks for long: counters are atomics or live in
 //! each connection's outbound queue, and every response is built from snapshots. Unknown query
@@ -24,9 +26,12 @@ use query::Query;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::TcpListener;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
 
 pub use metrics::Metrics;
 
@@ -73,32 +78,93 @@ fn pretty<T: Serialize>(v: &T) -> Resp {
     }
 }
 
-/// Runs the monitoring server on `listener` until the server shuts down.
-pub async fn serve(srv: Arc<ServerShared>, listener: TcpListener) {
+/// Accepts monitoring connections on `listener` until the server shuts down, handing each to
+/// `conn` in a task of its own.
+async fn accept_loop<F, Fut>(srv: Arc<ServerShared>, listener: TcpListener, conn: F)
+where
+    F: Fn(Arc<ServerShared>, TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     loop {
-        let (stream, _peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
+        let (stream, peer): (TcpStream, SocketAddr) = tokio::select! {
             _ = srv.shutdown_token().cancelled() => break,
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
                     tracing::error!("monitoring accept error: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
         };
+        tokio::spawn(conn(srv.clone(), stream, peer));
+    }
+}
+
+/// Serves the monitoring endpoints as HTTP/1.1 over `io` until the client goes away.
+async fn serve_http<I>(srv: Arc<ServerShared>, io: I)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let io = hyper_util::rt::TokioIo::new(io);
+    let svc = hyper::service::service_fn(move |req| {
         let srv = srv.clone();
-        tokio::spawn(async move {
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let svc = hyper::service::service_fn(move |req| {
-                let srv = srv.clone();
-                async move { Ok::<_, Infallible>(handle(&srv, req)) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(io, svc)
-                .await;
-        });
+        async move { Ok::<_, Infallible>(handle(&srv, req)) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(io, svc)
+        .await;
+}
+
+/// Runs the monitoring server on `listener` until the server shuts down.
+pub async fn serve(srv: Arc<ServerShared>, listener: TcpListener) {
+    accept_loop(srv, listener, |srv, stream, _peer| serve_http(srv, stream)).await;
+}
+
+/// Runs the monitoring server over TLS (`https_port`) on `listener` until the server shuts
+/// down: the certificate of the `tls` block (re-read on reload), no client certificate asked
+/// for, the handshake bounded by `tls.timeout`.
+pub async fn serve_tls(srv: Arc<ServerShared>, listener: TcpListener) {
+    accept_loop(srv, listener, serve_tls_conn).await;
+}
+
+/// The answer Go's HTTP server (so nats-server) gives to plain HTTP on an HTTPS port.
+const PLAIN_HTTP_ON_HTTPS: &[u8] =
+    b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+
+/// Whether the first bytes are an HTTP request rather than a TLS record (Go's `looksLikeHTTP`).
+fn looks_like_http(head: &[u8]) -> bool {
+    [&b"GET /"[..], b"HEAD ", b"POST ", b"PUT /", b"OPTIO"]
+        .iter()
+        .any(|m| head.starts_with(m))
+}
+
+async fn serve_tls_conn(srv: Arc<ServerShared>, mut stream: TcpStream, peer: SocketAddr) {
+    // The acceptor in force now: certificates renewed by a reload apply to new connections.
+    let Some((acceptor, timeout)) = srv
+        .tls()
+        .and_then(|t| Some((t.monitor.clone()?, t.timeout)))
+    else {
+        return;
+    };
+    let handshake = async {
+        let mut head = [0u8; 5];
+        let n = stream.peek(&mut head).await?;
+        if n == head.len() && looks_like_http(&head) {
+            stream.write_all(PLAIN_HTTP_ON_HTTPS).await?;
+            stream.shutdown().await?;
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "client sent an HTTP request to an HTTPS server",
+            ));
+        }
+        acceptor.accept(stream).await
+    };
+    match tokio::time::timeout(timeout, handshake).await {
+        Ok(Ok(tls)) => serve_http(srv, tls).await,
+        Ok(Err(e)) => tracing::error!("monitoring: TLS handshake error from {peer}: {e}"),
+        Err(_) => tracing::error!("monitoring: TLS handshake error from {peer}: timeout"),
     }
 }
 

@@ -119,10 +119,20 @@ pub fn varz(srv: &ServerShared) -> Varz {
     let st = srv.stats.snapshot();
     let opts = srv.opts();
     let now = SystemTime::now();
-    let (http_host, http_port) = srv
+    let (mut http_host, http_port) = srv
         .http_addr()
         .map(|a| (a.ip().to_string(), a.port()))
         .unwrap_or_default();
+    // HTTP and HTTPS share the host, as in nats-server (which serves one or the other).
+    let https_port = match srv.https_addr() {
+        Some(a) => {
+            if http_host.is_empty() {
+                http_host = a.ip().to_string();
+            }
+            a.port()
+        }
+        None => 0,
+    };
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -142,7 +152,7 @@ pub fn varz(srv: &ServerShared) -> Varz {
         http_host,
         http_port,
         http_base_path: opts.http_base_path.clone(),
-        https_port: 0,
+        https_port,
         auth_timeout: opts.auth_timeout.as_secs_f64(),
         max_control_line: opts.max_control_line,
         max_payload: opts.max_payload,
@@ -153,7 +163,7 @@ pub fn varz(srv: &ServerShared) -> Varz {
         mqtt: Empty {},
         websocket: Empty {},
         jetstream: Empty {},
-        tls_timeout: 2.0,
+        tls_timeout: opts.tls.as_ref().map_or(2.0, |t| t.timeout.as_secs_f64()),
         write_deadline: opts.write_deadline.as_nanos(),
         start: timefmt::rfc3339(srv.start),
         now: timefmt::rfc3339(now),
