@@ -24,6 +24,7 @@
 //! ```
 
 pub mod auth;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod conn;

@@ -26,6 +26,9 @@ fn main() {
     if args.first().map(String::as_str) == Some("tune") {
         std::process::exit(run_tune(&args[1..]));
     }
+    if args.first().map(String::as_str) == Some("bench") {
+        std::process::exit(nats_mini::bench::main(&args[1..]));
+    }
     let cmd = match cli::parse(args.clone(), |k| std::env::var(k).ok()) {
         Ok(c) => c,
         Err(e) => {

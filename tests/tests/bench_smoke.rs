@@ -1,0 +1,261 @@
+//! `nats-mini bench` against an embedded server: every scenario with tiny counts, through the
+//! bench module's library API, checking that the counts add up (nothing dropped at these
+//! rates, queue delivery exactly once, every request answered, every connection counted).
+
+use nats_mini::bench::{self, Config, Report, Scenario, ServerUrl};
+use nats_mini::{Options, Server, ServerBuilder};
+use nats_mini_e2e::{eventually, start, within};
+use std::time::Duration;
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn config(server: &Server, scenario: Scenario) -> Config {
+    let mut c = Config::new(scenario);
+    c.servers = vec![ServerUrl::parse(&server.client_url()).unwrap()];
+    c.progress = false;
+    c.wait = Duration::from_secs(2);
+    c
+}
+
+async fn run(c: &Config) -> Report {
+    let r = within(LONG, c.scenario.name(), bench::run(c))
+        .await
+        .unwrap_or_else(|e| panic!("{} failed: {e}", c.scenario.name()));
+    eprintln!("{}", bench::report::render(&r));
+    r
+}
+
+fn assert_clean(r: &Report) {
+    assert!(r.notes.is_empty(), "{}: notes {:?}", r.name, r.notes);
+    assert_eq!(r.dropped, 0, "{}: dropped", r.name);
+    assert_eq!(r.received, r.expected, "{}: received", r.name);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pub_counts_every_message_the_server_acknowledged() {
+    let server = start(Server::builder()).await;
+    let mut c = config(&server, Scenario::Pub);
+    c.msgs = 5_000;
+    c.pubs = 2;
+    c.size = 16;
+    let r = run(&c).await;
+    assert!(r.notes.is_empty(), "{:?}", r.notes);
+    assert_eq!(r.sent, 5_000);
+    let g = r.pub_group.as_ref().unwrap();
+    assert_eq!((g.clients, g.msgs, g.bytes), (2, 5_000, 80_000));
+    assert!(g.msgs_per_s > 0.0 && g.spread.is_some());
+    assert_eq!(r.metrics[0].name, "msgs/s");
+    assert_eq!(server.stats().in_msgs, 5_000);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pubsub_and_fanout_deliver_every_message_to_every_subscriber() {
+    let server = start(Server::builder()).await;
+    let mut c = config(&server, Scenario::PubSub);
+    c.msgs = 4_000;
+    c.pubs = 2;
+    c.subs = 2;
+    c.size = 32;
+    let r = run(&c).await;
+    assert_clean(&r);
+    assert_eq!((r.sent, r.expected), (4_000, 8_000));
+    let sub = r.sub_group.as_ref().unwrap();
+    assert_eq!((sub.clients, sub.msgs, sub.bytes), (2, 8_000, 8_000 * 32));
+    let lat = r.latency.expect("32-byte payloads carry timestamps");
+    assert_eq!(lat.count, 8_000);
+    assert!(lat.p50_us <= lat.p99_us && lat.p99_us <= lat.max_us);
+
+    let mut f = config(&server, Scenario::Fanout);
+    f.msgs = 2_000;
+    f.subs = 4;
+    let r = run(&f).await;
+    assert_clean(&r);
+    assert_eq!((r.sent, r.received), (2_000, 8_000));
+    // Tiny payloads: no room for a timestamp, no latency, still counted.
+    let mut tiny = config(&server, Scenario::PubSub);
+    tiny.msgs = 1_000;
+    tiny.size = 0;
+    let r = run(&tiny).await;
+    assert_clean(&r);
+    assert!(r.latency.is_none());
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_delivers_exactly_once_across_the_group() {
+    let server = start(Server::builder()).await;
+    let mut c = config(&server, Scenario::Queue);
+    c.msgs = 9_000;
+    c.pubs = 2;
+    c.subs = 3;
+    c.size = 16;
+    let r = run(&c).await;
+    assert_clean(&r);
+    assert_eq!((r.sent, r.expected, r.received), (9_000, 9_000, 9_000));
+    assert_eq!((r.duplicates, r.missing), (0, 0));
+    let members: Vec<u64> = r
+        .clients
+        .iter()
+        .filter(|c| c.role == "sub")
+        .map(|c| c.msgs)
+        .collect();
+    assert_eq!(members.len(), 3);
+    assert_eq!(members.iter().sum::<u64>(), 9_000);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duration_mode_counts_what_was_sent() {
+    let server = start(Server::builder()).await;
+    let mut c = config(&server, Scenario::PubSub);
+    c.duration = Some(Duration::from_millis(200));
+    c.subs = 2;
+    c.size = 16;
+    let r = run(&c).await;
+    assert_clean(&r);
+    assert!(r.sent > 0);
+    assert_eq!(r.expected, r.sent * 2);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sub_counts_what_another_publisher_sends() {
+    let server = start(Server::builder()).await;
+    let mut s = config(&server, Scenario::Sub);
+    s.msgs = 3_000;
+    s.subs = 2;
+    s.subject = "bench.split".into();
+    let sub = tokio::spawn(async move { bench::run(&s).await });
+    eventually(Duration::from_secs(10), "the subscribers are in", || {
+        server.num_subscriptions() == 2
+    })
+    .await;
+    let mut p = config(&server, Scenario::Pub);
+    p.msgs = 3_000;
+    p.subject = "bench.split".into();
+    let pr = run(&p).await;
+    assert_eq!(pr.sent, 3_000);
+    let r = within(LONG, "sub", sub).await.unwrap().unwrap();
+    eprintln!("{}", bench::report::render(&r));
+    assert_clean(&r);
+    assert_eq!((r.expected, r.received), (6_000, 6_000));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reqrep_answers_every_request_sequentially_and_in_flight() {
+    let server = start(Server::builder()).await;
+    let mut c = config(&server, Scenario::ReqRep);
+    c.msgs = 300;
+    let r = run(&c).await;
+    assert_clean(&r);
+    assert_eq!(r.sent, 300);
+    let l = r.latency.unwrap();
+    assert_eq!(l.count, 300);
+    assert!(l.p50_us > 0.0 && l.p50_us <= l.p99_us);
+    let names: Vec<&str> = r.metrics.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["p50 µs", "p99 µs", "req/s"]);
+
+    let mut n = config(&server, Scenario::ReqRep);
+    n.msgs = 2_000;
+    n.pubs = 2;
+    n.subs = 3;
+    n.inflight = 16;
+    let r = run(&n).await;
+    assert_clean(&r);
+    assert_eq!(r.received, 2_000);
+    let replies: u64 = r
+        .clients
+        .iter()
+        .filter(|c| c.role == "rep")
+        .map(|c| c.msgs)
+        .sum();
+    assert_eq!(replies, 2_000, "each request answered by one responder");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conns_reports_memory_per_connection_from_varz() {
+    let mut opts = Options::ephemeral();
+    opts.http = Some(("127.0.0.1".into(), 0));
+    let server = start(ServerBuilder::options(opts)).await;
+    let mut c = config(&server, Scenario::Conns);
+    c.conns = 60;
+    c.sources = 3;
+    c.monitor = server.monitor_url();
+    let r = run(&c).await;
+    assert!(r.notes.is_empty(), "{:?}", r.notes);
+    let cs = r.conns.unwrap();
+    assert_eq!(cs.conns, 60);
+    assert_eq!(cs.server_connections, 60);
+    assert!(cs.rss_after > 0);
+    assert_eq!(r.metrics[0].name, "RSS B/conn");
+    assert!(r.label.starts_with("nats-mini"), "{}", r.label);
+    // The connections came from several loopback source addresses.
+    eventually(
+        Duration::from_secs(10),
+        "the idle connections close",
+        || server.num_connections() == 0,
+    )
+    .await;
+    let connz = bench::client::http_get_json(
+        &server.monitor_url().unwrap(),
+        "/connz?state=closed&limit=1000",
+    )
+    .await
+    .unwrap();
+    let mut ips: Vec<String> = connz["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["ip"].as_str().unwrap().to_string())
+        .collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips, ["127.0.0.1", "127.0.0.2", "127.0.0.3"]);
+
+    let mut no_monitor = config(&server, Scenario::Conns);
+    no_monitor.conns = 1;
+    let e = bench::run(&no_monitor).await.unwrap_err();
+    assert!(e.contains("--monitor"), "{e}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_round_trip_through_json_and_compare() {
+    let server = start(Server::builder()).await;
+    let mut lines = String::new();
+    for label in [
+        "nats-mini",
+        "other",
+        "nats-mini",
+        "other",
+        "nats-mini",
+        "other",
+    ] {
+        let mut c = config(&server, Scenario::PubSub);
+        c.msgs = 500;
+        c.label = Some(label.into());
+        c.name = Some("pubsub 128B".into());
+        let r = run(&c).await;
+        lines.push_str(&serde_json::to_string(&r).unwrap());
+        lines.push('\n');
+    }
+    let reports: Vec<Report> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let cmp = bench::report::compare(&reports, "nats-mini");
+    assert_eq!(cmp.labels, ["nats-mini", "other"]);
+    let row = &cmp.rows[0];
+    assert_eq!(
+        (row.case.as_str(), row.metric.as_str()),
+        ("pubsub 128B", "msgs/s")
+    );
+    assert_eq!(row.medians["nats-mini"].1, 3);
+    assert!(row.ratios["other"] > 0.0);
+    let svg = bench::svg::chart(&cmp, "smoke").unwrap();
+    assert!(svg.contains("vs other"));
+    server.shutdown().await;
+}
