@@ -31,6 +31,25 @@ const SELF_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 /// The name and version nats-mini reports for itself (INFO `go`, logs, `--version`).
 pub const PRODUCT: &str = concat!("nats-mini ", env!("CARGO_PKG_VERSION"));
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_advertise_sets_info_host_and_port() {
+        let mut info = Info::default();
+        let mut o = Options::ephemeral();
+        apply_client_advertise(&mut info, &o, 4321);
+        assert_eq!((info.host.as_str(), info.port), ("", 4321));
+        o.client_advertise = Some("nats.example.com:443".into());
+        apply_client_advertise(&mut info, &o, 4321);
+        assert_eq!((info.host.as_str(), info.port), ("nats.example.com", 443));
+        o.client_advertise = Some("edge.example.com".into());
+        apply_client_advertise(&mut info, &o, 4321);
+        assert_eq!((info.host.as_str(), info.port), ("edge.example.com", 4321));
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("invalid options: {0}")]
@@ -500,6 +519,18 @@ fn new_server_id() -> String {
     id
 }
 
+/// INFO `host`/`port`: the bind address and real port, or `client_advertise` (`host[:port]`,
+/// the port defaulting to the real one) when set, as nats-server does.
+fn apply_client_advertise(info: &mut Info, opts: &Options, real_port: u16) {
+    info.port = real_port;
+    if let Some(adv) = opts.client_advertise.as_deref().filter(|a| !a.is_empty())
+        && let Ok((host, port)) = crate::options::parse_host_port(adv, real_port)
+    {
+        info.host = host;
+        info.port = port;
+    }
+}
+
 /// Formats `host:port` with brackets around IPv6 hosts.
 pub fn host_port(host: &IpAddr, port: u16) -> String {
     SocketAddr::new(*host, port).to_string()
@@ -613,7 +644,7 @@ impl Server {
         shared
             .configure_tls(&start_opts)
             .map_err(|e| StartError::Options(format!("tls: {e}")))?;
-        shared.info.lock().port = addr.port();
+        apply_client_advertise(&mut shared.info.lock(), &start_opts, addr.port());
         shared.client_port.store(addr.port(), Ordering::Relaxed);
         shared.set_max_open_files(crate::limits::raise_nofile_limit());
         tracing::info!("Starting {PRODUCT} (nats-server {COMPAT_VERSION} compatible)");
