@@ -6,61 +6,14 @@
 //! run under cargo (a no-op when it is fresh), so a stale binary is never tested; without cargo
 //! an existing binary is used as is.
 
+use nats_mini_e2e::process::{binary, free_port};
 use nats_mini_e2e::{Raw, T, show};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long the binary may take to start or to exit.
 const PROC_T: Duration = Duration::from_secs(10);
-
-fn binary() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("current_exe");
-        // <target>/<profile>/deps/<test-binary>
-        let profile_dir = exe
-            .ancestors()
-            .nth(2)
-            .expect("test binary is not in <target>/<profile>/deps")
-            .to_path_buf();
-        let bin = profile_dir.join("nats-mini");
-        if let Ok(cargo) = std::env::var("CARGO") {
-            let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .parent()
-                .expect("workspace root");
-            let mut cmd = Command::new(cargo);
-            cmd.args(["build", "-p", "nats-mini", "--bin", "nats-mini"])
-                .current_dir(workspace);
-            if profile_dir.file_name().is_some_and(|n| n == "release") {
-                cmd.arg("--release");
-            }
-            let out = cmd.output().expect("running cargo build");
-            if !out.status.success() && !bin.exists() {
-                panic!(
-                    "cargo build of nats-mini failed:\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-        }
-        assert!(
-            bin.exists(),
-            "nats-mini binary not found at {}",
-            bin.display()
-        );
-        bin
-    })
-}
-
-/// A free loopback port (bound, read, released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A running nats-mini process whose stderr lines are collected as they come.
 struct Proc {
