@@ -10,13 +10,18 @@
 //!   ServiceMonitor. No API calls, so every output can be checked in unit tests and golden
 //!   files.
 //!
-//! Still to come, in the same shape as kube-rs/controller-rs: `controller` (render →
-//! server-side apply → status, owner references, backoff by [`Error::metric_label`]),
-//! `webhook`, `metrics`, `telemetry` and leader election, plus `fixtures` for tower-test
-//! scenarios.
+//! - [`controller`]: the reconciler (render → server-side apply of every child with owner
+//!   references → status from the StatefulSet and each ready broker's `/routez`), its error
+//!   policy (exponential backoff, Degraded condition, Warning Event) and the kube-runtime
+//!   `Controller` that drives it.
+//! - [`metrics`]: the operator's own Prometheus metrics.
+//! - [`http`]: `/metrics`, `/healthz` and `/readyz`.
+//! - [`leader`]: leader election on a coordination.k8s.io Lease (kube-lease-manager).
+//! - `fixtures` (tests only): tower-test `ApiServerVerifier` scenarios, as in
+//!   kube-rs/controller-rs.
 //!
-//! The binary (`src/main.rs`) offers `crd` (print the CRD YAML) and `render -f FILE` (print
-//! the objects for NatsMini manifests as a YAML stream).
+//! The binary (`src/main.rs`) offers `crd` (print the CRD YAML), `render -f FILE` (print
+//! the objects for NatsMini manifests as a YAML stream) and `run` (the operator).
 //!
 //! No `unwrap`/`expect` outside tests: [`Error`] carries every failure.
 
@@ -25,7 +30,13 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod controller;
 pub mod crd;
+#[cfg(test)]
+mod fixtures;
+pub mod http;
+pub mod leader;
+pub mod metrics;
 pub mod render;
 pub mod units;
 
@@ -58,6 +69,23 @@ pub enum Error {
     /// YAML in or out failed.
     #[error("YAML: {0}")]
     Yaml(#[from] serde_yaml::Error),
+
+    /// Server-side apply of a rendered child failed.
+    #[error("applying {kind} {name}: {source}")]
+    Apply {
+        kind: &'static str,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+
+    /// Any other API call failed (reading pods, writing status).
+    #[error("{what}: {source}")]
+    Kube {
+        what: &'static str,
+        #[source]
+        source: kube::Error,
+    },
 }
 
 impl Error {
@@ -69,8 +97,25 @@ impl Error {
             Error::MissingMetadata(_) => "missing_metadata",
             Error::Serialize { .. } => "serialize",
             Error::Yaml(_) => "yaml",
+            Error::Apply { .. } => "apply",
+            Error::Kube { .. } => "kube",
         }
         .to_string()
+    }
+}
+
+impl Error {
+    /// The `reason` of the Degraded condition and of the Warning Event (CamelCase, as
+    /// Kubernetes reasons are).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::InvalidSpec { .. } => "InvalidSpec",
+            Error::InvalidName { .. } => "InvalidName",
+            Error::MissingMetadata(_) => "MissingMetadata",
+            Error::Serialize { .. } | Error::Yaml(_) => "InternalError",
+            Error::Apply { .. } => "ApplyFailed",
+            Error::Kube { .. } => "ApiError",
+        }
     }
 }
 

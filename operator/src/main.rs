@@ -5,18 +5,28 @@
 //! - `render -f FILE`: prints the objects the operator would apply for the NatsMini
 //!   manifests in FILE (`-` for standard input; several documents allowed) as one YAML
 //!   stream, for debugging and the chart-equivalence test.
-//!
-//! The controller (`run`) comes in a later increment.
+//! - `run`: the operator. Serves `/metrics`, `/healthz` and `/readyz` (port 8080), competes
+//!   for the leader Lease (`LEASE_NAME` in `POD_NAMESPACE`, held as `POD_NAME`), and while
+//!   it leads runs the controller. Logs are JSON lines filtered by `RUST_LOG`. SIGTERM or
+//!   SIGINT: stop the controller (running reconciles finish), release the Lease, exit 0.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use kube::CustomResourceExt;
+use nats_mini_operator::controller::{self, Context, HttpRoutez};
+use nats_mini_operator::http::{self, Health};
+use nats_mini_operator::leader::{Election, LeaseConfig};
+use nats_mini_operator::metrics::Metrics;
 use nats_mini_operator::render::{self, RenderContext, to_yaml_stream};
 use nats_mini_operator::{Error, NatsMini};
 use serde::Deserialize;
 use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
 
 #[derive(Parser)]
 #[command(
@@ -41,16 +51,59 @@ enum Command {
         /// Namespace for manifests that name none.
         #[arg(short = 'n', long, default_value = "default")]
         namespace: String,
-        /// Cluster DNS domain used in route URLs.
-        #[arg(long, default_value = render::DEFAULT_CLUSTER_DOMAIN)]
-        cluster_domain: String,
-        /// Image repository for manifests that set none.
-        #[arg(long, default_value = render::DEFAULT_IMAGE_REPOSITORY)]
-        image_repository: String,
-        /// Image tag for manifests that set none.
-        #[arg(long, default_value = env!("CARGO_PKG_VERSION"))]
-        image_tag: String,
+        #[command(flatten)]
+        render: RenderArgs,
     },
+    /// Run the operator: controller (while leader), metrics and health endpoints.
+    Run(RunArgs),
+}
+
+/// Settings of rendering, shared by `render` and `run`.
+#[derive(Args)]
+struct RenderArgs {
+    /// Cluster DNS domain used in route URLs.
+    #[arg(long, env = "CLUSTER_DOMAIN", default_value = render::DEFAULT_CLUSTER_DOMAIN)]
+    cluster_domain: String,
+    /// Image repository for manifests that set none.
+    #[arg(long, env = "BROKER_IMAGE_REPOSITORY", default_value = render::DEFAULT_IMAGE_REPOSITORY)]
+    image_repository: String,
+    /// Image tag for manifests that set none.
+    #[arg(long, env = "BROKER_IMAGE_TAG", default_value = env!("CARGO_PKG_VERSION"))]
+    image_tag: String,
+}
+
+impl From<RenderArgs> for RenderContext {
+    fn from(a: RenderArgs) -> RenderContext {
+        RenderContext {
+            cluster_domain: a.cluster_domain,
+            image_repository: a.image_repository,
+            image_tag: a.image_tag,
+        }
+    }
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    metrics_addr: SocketAddr,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "LEASE_NAME", default_value = "nats-mini-operator")]
+    lease_name: String,
+    /// Namespace of the Lease (the operator's own). Default: the kubeconfig's namespace.
+    #[arg(long, env = "POD_NAMESPACE")]
+    lease_namespace: Option<String>,
+    /// Identity in the Lease (the pod name). Default: the host name.
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Seconds a holder that stopped renewing keeps the Lease.
+    #[arg(long, env = "LEASE_DURATION_SECONDS", default_value_t = 15)]
+    lease_duration_seconds: u64,
+    /// Seconds before expiry the holder renews (less than the duration).
+    #[arg(long, env = "LEASE_GRACE_SECONDS", default_value_t = 5)]
+    lease_grace_seconds: u64,
+    #[command(flatten)]
+    render: RenderArgs,
 }
 
 /// Errors of the binary: the library's, plus reading input.
@@ -77,6 +130,8 @@ enum CliError {
     },
     #[error("cannot write output: {0}")]
     Write(std::io::Error),
+    #[error("{0:#}")]
+    Run(#[from] anyhow::Error),
 }
 
 fn main() -> ExitCode {
@@ -86,17 +141,9 @@ fn main() -> ExitCode {
         Command::Render {
             file,
             namespace,
-            cluster_domain,
-            image_repository,
-            image_tag,
-        } => {
-            let ctx = RenderContext {
-                cluster_domain,
-                image_repository,
-                image_tag,
-            };
-            render_file(&file, &namespace, &ctx)
-        }
+            render,
+        } => render_file(&file, &namespace, &render.into()),
+        Command::Run(args) => run(args).map_err(CliError::Run),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -168,4 +215,155 @@ fn write_out(text: &str) -> Result<(), CliError> {
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .map_err(CliError::Write)
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use tracing_subscriber::EnvFilter;
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if args.lease_grace_seconds >= args.lease_duration_seconds {
+        anyhow::bail!(
+            "--lease-grace-seconds ({}) must be less than --lease-duration-seconds ({})",
+            args.lease_grace_seconds,
+            args.lease_duration_seconds
+        );
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(operate(args))
+}
+
+/// Resolves once SIGTERM or SIGINT arrived (or at once if the handlers cannot be set).
+fn shutdown_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                    _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %e, "cannot install signal handlers")
+            }
+        }
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+/// Waits until `rx` holds `want` (or its sender is gone).
+async fn wait_for(mut rx: watch::Receiver<bool>, want: bool) {
+    let _ = rx.wait_for(|v| *v == want).await;
+}
+
+async fn operate(args: RunArgs) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let stop = shutdown_signal();
+    let client = kube::Client::try_default()
+        .await
+        .context("cannot build a Kubernetes client (in-cluster config or KUBECONFIG)")?;
+    let metrics = Metrics::new().context("cannot register metrics")?;
+    let health = Health::new(metrics.clone());
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.metrics_addr))?;
+    tracing::info!(addr = %args.metrics_addr, "serving /metrics, /healthz, /readyz");
+    let http_task = tokio::spawn(http::serve(
+        listener,
+        health.clone(),
+        wait_for(stop.clone(), true),
+    ));
+
+    // Fail early, with a hint, when the CRD is missing (kube-rs/controller-rs does the same).
+    kube::Api::<NatsMini>::all(client.clone())
+        .list(&kube::api::ListParams::default().limit(1))
+        .await
+        .context("cannot list NatsMini objects: is the CRD installed (`nats-mini-operator crd | kubectl apply -f -`) and may the operator list them?")?;
+
+    let identity = match args.identity {
+        Some(id) => id,
+        None => hostname(),
+    };
+    let lease = LeaseConfig {
+        name: args.lease_name,
+        namespace: args
+            .lease_namespace
+            .unwrap_or_else(|| client.default_namespace().to_string()),
+        identity: identity.clone(),
+        duration_seconds: args.lease_duration_seconds,
+        grace_seconds: args.lease_grace_seconds,
+    };
+    let election = Election::start(client.clone(), &lease)
+        .await
+        .with_context(|| format!("cannot use the Lease {}/{}", lease.namespace, lease.name))?;
+    health.set_ready(true);
+    tracing::info!(lease = %lease.name, namespace = %lease.namespace, %identity, "competing for the leader Lease");
+
+    let render: RenderContext = args.render.into();
+    loop {
+        let mut leader = election.leader.clone();
+        let mut stopping = stop.clone();
+        tokio::select! {
+            _ = leader.wait_for(|l| *l) => {}
+            _ = stopping.wait_for(|s| *s) => break,
+        }
+        if *stop.borrow() {
+            break;
+        }
+        metrics.leader.set(1);
+        tracing::info!(%identity, "leading: starting the controller");
+        let ctx = Arc::new(Context::new(
+            client.clone(),
+            Some(identity.clone()),
+            metrics.clone(),
+            render.clone(),
+            Arc::new(HttpRoutez),
+        ));
+        let lost = wait_for(election.leader.clone(), false);
+        let stopped = wait_for(stop.clone(), true);
+        controller::run(ctx, async move {
+            tokio::select! {
+                () = lost => {}
+                () = stopped => {}
+            }
+        })
+        .await;
+        metrics.leader.set(0);
+        if *stop.borrow() {
+            break;
+        }
+        tracing::warn!(%identity, "lost the leader Lease: controller stopped, waiting to lead again");
+    }
+
+    health.set_ready(false);
+    match tokio::time::timeout(Duration::from_secs(10), election.step_down()).await {
+        Ok(Ok(())) => tracing::info!("released the leader Lease"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot release the leader Lease"),
+        Err(_) => tracing::warn!("releasing the leader Lease timed out"),
+    }
+    let _ = http_task.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| format!("nats-mini-operator-{}", std::process::id()))
 }
