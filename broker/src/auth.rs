@@ -53,7 +53,7 @@ fn is_bcrypt(s: &str) -> bool {
 }
 
 /// A password check: bcrypt when the stored secret is a hash, else constant-time equality.
-fn password_ok(given: &str, stored: &str) -> bool {
+pub fn password_ok(given: &str, stored: &str) -> bool {
     if is_bcrypt(stored) {
         bcrypt::verify(given, stored).unwrap_or(false)
     } else {

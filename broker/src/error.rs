@@ -25,6 +25,14 @@ pub enum ClosedReason {
     WriteError,
     ReadError,
     ServerShutdown,
+    /// A second route to a server we already have one with (or to ourselves).
+    DuplicateRoute,
+    /// A peer announcing our own server name.
+    DuplicateServerName,
+    /// A peer from another cluster.
+    ClusterNameConflict,
+    /// A client that connected to the route port.
+    WrongPort,
 }
 
 impl ClosedReason {
@@ -59,6 +67,10 @@ impl fmt::Display for ClosedReason {
             ClosedReason::WriteError => "Write Error",
             ClosedReason::ReadError => "Read Error",
             ClosedReason::ServerShutdown => "Server Shutdown",
+            ClosedReason::DuplicateRoute => "Duplicate Route",
+            ClosedReason::DuplicateServerName => "Duplicate Server Name",
+            ClosedReason::ClusterNameConflict => "Cluster Name Conflict",
+            ClosedReason::WrongPort => "Incorrect Port",
         })
     }
 }

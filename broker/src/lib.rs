@@ -9,6 +9,8 @@
 //! - [`config`]: the nats-server configuration file format (pure).
 //! - [`options`], [`cli`]: defaults, value syntaxes, flags and `NATS_*` variables.
 //! - [`conn`]: a connection's outbound queue and its read loop (tokio).
+//! - [`cluster`]: routes to peer servers (nats-server's route protocol), interest propagation,
+//!   gossip and reconnects.
 //! - [`server`]: listeners, registry, limits, self-check, shutdown; [`Server`] is the handle.
 //! - [`monitor`]: HTTP monitoring (`/varz`, `/connz`, `/subsz`, `/routez`, `/healthz`, `/metrics`).
 //! - [`stats`], [`logging`], [`netif`], [`limits`], [`timefmt`]: counters, nats-server-style logs,
@@ -26,6 +28,7 @@
 pub mod auth;
 pub mod bench;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod error;

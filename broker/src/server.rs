@@ -74,6 +74,12 @@ pub enum StartError {
         port: u16,
         source: std::io::Error,
     },
+    #[error("cannot listen for route connections on {addr} (port {port}): {source}")]
+    RouteBind {
+        addr: String,
+        port: u16,
+        source: std::io::Error,
+    },
     #[error("startup self-check failed: {0}")]
     SelfCheck(String),
 }
@@ -135,6 +141,8 @@ pub struct ServerShared {
     tls: parking_lot::RwLock<Option<Arc<TlsState>>>,
     pub monitor: MonitorState,
     pub metrics: Metrics,
+    /// Routes to cluster peers and the interest announced to them (inert without `cluster`).
+    pub cluster: crate::cluster::Cluster,
 }
 
 impl ServerShared {
@@ -145,6 +153,10 @@ impl ServerShared {
             .clone()
             .unwrap_or_else(|| server_id.clone());
         let auth = Authenticator::from_options(&opts);
+        let cluster = crate::cluster::Cluster::default();
+        if opts.cluster.is_some() {
+            cluster.enable(opts.cluster_name.as_deref());
+        }
         let info = Info {
             server_id: server_id.clone(),
             server_name: server_name.clone(),
@@ -156,6 +168,11 @@ impl ServerShared {
             headers: true,
             auth_required: auth.required(),
             max_payload: opts.max_payload,
+            cluster: if cluster.is_enabled() {
+                cluster.name()
+            } else {
+                String::new()
+            },
             ..Info::default()
         };
         ServerShared {
@@ -186,6 +203,7 @@ impl ServerShared {
             metrics: Metrics::new(),
             live: parking_lot::RwLock::new(Arc::new(opts)),
             config_gen: AtomicU64::new(0),
+            cluster,
         }
     }
 
@@ -416,14 +434,99 @@ impl ServerShared {
         self.closed.lock().iter().cloned().collect()
     }
 
+    /// Adds a local client's subscription to the index and announces it to cluster peers.
+    pub(crate) fn add_subscription(
+        &self,
+        sub: Arc<Subscription>,
+    ) -> Result<(), crate::sublist::SublistError> {
+        let (subject, queue) = (sub.subject.clone(), sub.queue.clone());
+        self.sublist.insert(sub)?;
+        self.cluster.local_sub_added(&subject, queue.as_deref());
+        Ok(())
+    }
+
     pub(crate) fn remove_subscription(&self, sub: &Arc<Subscription>) {
-        let _ = self.sublist.remove(sub);
+        if self.sublist.remove(sub).is_ok() && !sub.is_route {
+            self.cluster
+                .local_sub_removed(&sub.subject, sub.queue.as_deref());
+        }
     }
 
     pub(crate) fn remove_subscriptions(&self, subs: &[Arc<Subscription>]) {
         if !subs.is_empty() {
             self.sublist.remove_batch(subs);
+            for s in subs.iter().filter(|s| !s.is_route) {
+                self.cluster
+                    .local_sub_removed(&s.subject, s.queue.as_deref());
+            }
         }
+    }
+
+    /// This server's client URLs as `host:port` (what peers put in their clients' INFO
+    /// `connect_urls`): the advertised address, the bind address, or every non-loopback
+    /// interface address when bound to all of them.
+    pub fn own_client_urls(&self) -> Vec<String> {
+        let opts = self.opts();
+        let port = self.client_port();
+        if let Some(adv) = opts.client_advertise.as_deref().filter(|a| !a.is_empty())
+            && let Ok((h, p)) = crate::options::parse_host_port(adv, port)
+        {
+            return vec![match h.parse::<IpAddr>() {
+                Ok(ip) => host_port(&ip, p),
+                Err(_) => format!("{h}:{p}"),
+            }];
+        }
+        match opts.host.parse::<IpAddr>() {
+            Ok(ip) if ip.is_unspecified() => {
+                let addrs: Vec<IpAddr> = crate::netif::interface_addrs()
+                    .into_iter()
+                    .filter(|a| a.is_ipv4() == ip.is_ipv4() || ip.is_ipv6())
+                    .filter(|a| match a {
+                        IpAddr::V6(v6) => !v6.is_unicast_link_local(),
+                        IpAddr::V4(_) => true,
+                    })
+                    .collect();
+                let public: Vec<&IpAddr> = addrs.iter().filter(|a| !a.is_loopback()).collect();
+                let pick: Vec<&IpAddr> = if public.is_empty() {
+                    addrs.iter().collect()
+                } else {
+                    public
+                };
+                pick.into_iter().map(|a| host_port(a, port)).collect()
+            }
+            Ok(ip) => vec![host_port(&ip, port)],
+            Err(_) => vec![format!("{}:{port}", opts.host)],
+        }
+    }
+
+    /// Recomputes the client INFO's `connect_urls` (ours and every peer's, unless
+    /// `no_advertise`) and, when they changed, tells every client that understands async INFO,
+    /// so clients learn the cluster's members and fail over on their own.
+    pub(crate) fn client_urls_changed(&self) {
+        let opts = self.opts();
+        let peers = self.cluster.peer_client_urls();
+        let urls = if opts.no_advertise || self.cluster.route_count() == 0 {
+            Vec::new()
+        } else {
+            let mut u = self.own_client_urls();
+            u.extend(peers);
+            u.sort();
+            u.dedup();
+            u
+        };
+        {
+            let mut info = self.info.lock();
+            if info.connect_urls == urls {
+                return;
+            }
+            info.connect_urls = urls;
+        }
+        self.send_async_info(false);
+    }
+
+    /// The cluster name changed (adopted from a peer): clients' INFO follows.
+    pub(crate) fn cluster_name_changed(&self) {
+        self.info.lock().cluster = self.cluster.name();
     }
 
     pub fn num_connections(&self) -> usize {
@@ -481,15 +584,16 @@ impl ServerShared {
             .collect()
     }
 
-    /// Sends every client that understands async INFO (protocol 1) an INFO with `ldm: true`.
-    fn send_lame_duck_info(&self) {
+    /// Sends every client that understands async INFO (protocol 1) the current INFO, with
+    /// `ldm: true` in lame-duck mode.
+    fn send_async_info(&self, ldm: bool) {
         let entries: Vec<Arc<ClientEntry>> = self.clients.lock().values().cloned().collect();
         for e in entries {
             if !e.async_info.load(Ordering::Acquire) {
                 continue;
             }
             let mut info = self.client_info();
-            info.ldm = true;
+            info.ldm = ldm;
             info.client_id = e.cid;
             info.client_ip = e.peer.ip().to_string();
             let mut buf = Vec::with_capacity(512);
@@ -509,7 +613,7 @@ impl ServerShared {
 }
 
 /// A server id in nats-server's shape: 56 characters of base32 starting with `N`.
-fn new_server_id() -> String {
+pub(crate) fn new_server_id() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let mut id = String::with_capacity(56);
     id.push('N');
@@ -639,6 +743,15 @@ impl Server {
             })?),
             None => None,
         };
+        let route_listener = match &opts.cluster {
+            Some((host, port)) => Some(bind(host, *port).await.map_err(|e| match e {
+                StartError::Bind { addr, port, source } => {
+                    StartError::RouteBind { addr, port, source }
+                }
+                other => other,
+            })?),
+            None => None,
+        };
         let shared = Arc::new(ServerShared::new(opts));
         let start_opts = shared.opts();
         shared
@@ -688,6 +801,19 @@ impl Server {
             }
         }
         *server.shared.self_check_secret.lock() = None;
+        // Routes start once the server works on its own: peers only ever see a checked node.
+        if let Some(l) = route_listener {
+            let s = &server.shared;
+            if let Ok(a) = l.local_addr() {
+                s.cluster.set_listen(a);
+                tracing::info!("Cluster name is {}", s.cluster.name());
+                tracing::info!(
+                    "Listening for route connections on {}",
+                    host_port(&a.ip(), a.port())
+                );
+            }
+            crate::cluster::dial::start(s, l);
+        }
         server.shared.ready.store(true, Ordering::Release);
         let urls: Vec<String> = server.client_urls();
         let monitor = server
@@ -772,6 +898,24 @@ impl Server {
         self.shared.is_ready()
     }
 
+    /// The bound route listener, when clustering is on.
+    pub fn cluster_addr(&self) -> Option<SocketAddr> {
+        self.shared.cluster.listen_addr()
+    }
+
+    /// Server ids of the peers this server has a route with.
+    pub fn route_peers(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .shared
+            .cluster
+            .routes()
+            .iter()
+            .map(|r| r.remote_id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
     /// Connects to ourselves as a client, subscribes, publishes and waits for our own message.
     async fn self_check(&self) -> Result<(), String> {
         let target = SocketAddr::new(reachable_ip(self.addr.ip()), self.addr.port());
@@ -838,6 +982,9 @@ impl Server {
         for c in s.client_outbounds() {
             c.close(Close::silent(ClosedReason::ServerShutdown));
         }
+        for r in crate::cluster::route_outbounds(&s.cluster) {
+            r.close(Close::silent(ClosedReason::ServerShutdown));
+        }
         let deadline =
             tokio::time::Instant::now() + s.opts().write_deadline + Duration::from_secs(1);
         while s.num_clients.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
@@ -874,7 +1021,9 @@ impl Server {
         if let Some(accept) = accept {
             let _ = accept.await;
         }
-        s.send_lame_duck_info();
+        s.send_async_info(true);
+        // Peers withdraw our client URLs and tell their clients.
+        s.cluster.send_to_all(&crate::cluster::route::info_line(s));
         let grace = s.opts().lame_duck_grace_period;
         let spread = s.opts().lame_duck_duration.saturating_sub(grace);
         // Nobody to drain: exit at once, as nats-server does.

@@ -3,7 +3,7 @@
 use crate::conn::outbound::Outbound;
 use crate::sublist::Subscriber;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 #[derive(Debug)]
 pub struct Subscription {
@@ -25,6 +25,12 @@ pub struct Subscription {
     pub deliver_deny: Option<Arc<[Box<[u8]>]>>,
     /// The subscriber's `allow_responses` tracker: delivering a request records its reply.
     pub responses: Option<Arc<crate::permissions::ResponseTracker>>,
+    /// Interest a cluster peer announced (`RS+`): `client` is the route's queue, and a message
+    /// goes there once per publish however many of the peer's subscriptions match.
+    pub is_route: bool,
+    /// For a peer's queue interest: how many members the peer has (its `RS+` weight), so
+    /// queue picks are uniform over members cluster-wide. 1 for everything else.
+    pub weight: AtomicU32,
 }
 
 impl Subscription {
@@ -46,6 +52,32 @@ impl Subscription {
             removed: AtomicBool::new(false),
             deliver_deny: None,
             responses: None,
+            is_route: false,
+            weight: AtomicU32::new(1),
+        }
+    }
+
+    /// A cluster peer's interest, delivered over the route whose queue is `route`.
+    pub fn remote(
+        route: Arc<Outbound>,
+        rid: u64,
+        subject: &[u8],
+        queue: Option<&[u8]>,
+        weight: u32,
+    ) -> Self {
+        let mut s = Subscription::new(route, rid, subject, queue, b"");
+        s.is_route = true;
+        s.weight = AtomicU32::new(weight.max(1));
+        s
+    }
+
+    /// The member count this entry stands for in a queue pick.
+    #[inline]
+    pub fn weight(&self) -> u64 {
+        if self.is_route {
+            self.weight.load(Ordering::Relaxed) as u64
+        } else {
+            1
         }
     }
 

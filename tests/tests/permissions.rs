@@ -11,9 +11,9 @@
 use async_nats::{Client, ConnectOptions, Event, ServerError};
 use futures::StreamExt;
 use nats_mini::{Options, Server, ServerBuilder};
-use nats_mini_e2e::process::{Proc, TempDir, free_port, loopback};
+use nats_mini_e2e::process::{Proc, TempDir, free_port, loopback, nats_server_bin};
 use nats_mini_e2e::{QUIET, Raw, T, show, start, within};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tokio::sync::mpsc;
 
 /// The users of most tests. `admin` observes and may do anything but publish to `_sync.>`;
@@ -548,20 +548,6 @@ authorization {
   ]
 }
 "#;
-
-/// The reference nats-server: `$NATS_SERVER_BIN`, else the repository's `.venv/bin/nats-server`.
-fn nats_server_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("NATS_SERVER_BIN") {
-        return PathBuf::from(p);
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/nats-server");
-    assert!(
-        venv.exists(),
-        "reference nats-server not found at {}: run scripts/test-deps.sh (or set NATS_SERVER_BIN)",
-        venv.display()
-    );
-    venv
-}
 
 /// Logs in over a raw socket with protocol 1, as clients do, and consumes the INFO nats-server
 /// 2.12+ sends after the first PONG.

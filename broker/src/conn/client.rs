@@ -9,6 +9,7 @@
 //! a short queue mutex.
 
 use crate::conn::Close;
+use crate::conn::deliver::Deliverer;
 use crate::conn::entry::{ClientDesc, ClientEntry, ConnSnapshot, SubSnapshot, unix_nanos};
 use crate::conn::outbound::{Enqueued, Outbound};
 use crate::error::ClosedReason;
@@ -132,10 +133,8 @@ pub(crate) struct ClientConn {
     connected: bool,
     first_pong_sent: bool,
     l1: L1Cache,
-    /// Receivers that got messages during this read buffer and must be woken after it.
-    flush: Vec<Arc<Outbound>>,
-    batch: BatchStats,
-    rng: u64,
+    /// Delivery state: receivers to wake after this read buffer, counters, queue-pick RNG.
+    d: Deliverer,
     pings_out: u32,
     last_in: Instant,
     /// When the RTT was last measured (a PONG to our PING); None until the first one.
@@ -169,9 +168,7 @@ impl ClientConn {
                 generation: u64::MAX,
                 map: FxHashMap::default(),
             },
-            flush: Vec::new(),
-            batch: BatchStats::default(),
-            rng: cid.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+            d: Deliverer::new(cid),
             pings_out: 0,
             last_in: Instant::now(),
             rtt_at: None,
@@ -183,27 +180,14 @@ impl ClientConn {
         }
     }
 
-    /// xorshift64*: a fast per-connection generator for picking queue members.
-    #[inline]
-    fn next_random(&mut self) -> u64 {
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
     /// Queues protocol bytes for this connection itself (PONG, +OK, -ERR, INFO).
     fn send_self(&mut self, bytes: &[u8]) {
-        if let Enqueued::Ok(true) = self.out.enqueue(None, |b| b.extend_from_slice(bytes)) {
-            self.flush.push(self.out.clone());
-        }
+        self.d.send(&self.out, bytes);
     }
 
     fn send_err(&mut self, text: &str) {
         if let Enqueued::Ok(true) = self.out.enqueue(None, |b| wire::err(b, text)) {
-            self.flush.push(self.out.clone());
+            self.d.flush.push(self.out.clone());
         }
     }
 
@@ -216,9 +200,7 @@ impl ClientConn {
 
     /// Wakes every receiver that got data during this batch.
     fn flush_receivers(&mut self) {
-        for o in self.flush.drain(..) {
-            o.wake();
-        }
+        self.d.flush_receivers();
     }
 
     fn lookup(&mut self, subject: &[u8]) -> Arc<MatchResult<Subscription>> {
@@ -240,78 +222,11 @@ impl ClientConn {
         r
     }
 
-    /// Appends one message to `sub`'s connection. Returns whether it was delivered.
-    #[inline]
-    fn deliver(&mut self, sub: &Arc<Subscription>, m: &Msg<'_>) -> bool {
-        if sub.is_removed() {
-            return false;
-        }
-        if let Some(denied) = &sub.deliver_deny
-            && denied.iter().any(|p| subject::matches(p, m.subject))
-        {
-            return false;
-        }
-        if let Some(r) = &sub.responses
-            && !m.reply.is_empty()
-        {
-            r.record(m.reply);
-        }
-        let n = sub.delivered.fetch_add(1, Ordering::Relaxed) + 1;
-        let max = sub.max.load(Ordering::Relaxed);
-        if max > 0 && n > max {
-            return false;
-        }
-        let receiver = &sub.client;
-        let with_headers = receiver.headers.load(Ordering::Relaxed);
-        let size = if m.hdr_len > 0 && !with_headers {
-            m.data.len() - m.hdr_len
-        } else {
-            m.data.len()
-        };
-        let res = receiver.enqueue(Some(size), |b| wire::msg(b, m, &sub.sid, with_headers));
-        if max > 0 && n == max && sub.claim_removal() {
-            self.srv.remove_subscription(sub);
-        }
-        match res {
-            Enqueued::Ok(wake) => {
-                if wake {
-                    self.flush.push(receiver.clone());
-                }
-                self.batch.out_msgs += 1;
-                self.batch.out_bytes += size as u64;
-                true
-            }
-            Enqueued::Closed | Enqueued::SlowConsumer => false,
-        }
-    }
-
-    /// Routes one published message to every matching subscription.
+    /// Routes one published message to every matching subscription, local and remote.
     fn process_msg(&mut self, m: &Msg<'_>) {
         let result = self.lookup(m.subject);
-        let mut delivered = false;
-        for sub in &result.plain {
-            if !self.opts.echo && sub.cid == self.cid {
-                continue;
-            }
-            delivered |= self.deliver(sub, m);
-        }
-        for group in &result.queues {
-            let n = group.members.len();
-            if n == 0 {
-                continue;
-            }
-            let start = (self.next_random() % n as u64) as usize;
-            for k in 0..n {
-                let sub = &group.members[(start + k) % n];
-                if !self.opts.echo && sub.cid == self.cid {
-                    continue;
-                }
-                if self.deliver(sub, m) {
-                    delivered = true;
-                    break;
-                }
-            }
-        }
+        let skip = (!self.opts.echo).then_some(self.cid);
+        let delivered = self.d.publish(&self.srv, &result, m, skip);
         if !delivered && !m.reply.is_empty() && self.opts.no_responders && self.opts.headers {
             self.no_responders(m.subject, m.reply);
         }
@@ -330,7 +245,7 @@ impl ClientConn {
                 .out
                 .enqueue(None, |b| wire::no_responders(b, reply, &sid, subject))
         {
-            self.flush.push(self.out.clone());
+            self.d.flush.push(self.out.clone());
         }
     }
 
@@ -508,8 +423,8 @@ impl Handler for ClientConn {
     }
 
     fn on_msg(&mut self, m: &Msg<'_>) -> Result<(), Close> {
-        self.batch.in_msgs += 1;
-        self.batch.in_bytes += m.data.len() as u64;
+        self.d.batch.in_msgs += 1;
+        self.d.batch.in_bytes += m.data.len() as u64;
         if !m.subject.is_empty() && !self.may_publish(m.subject) {
             let text = format!(
                 "Permissions Violation for Publish to {}",
@@ -571,7 +486,7 @@ impl Handler for ClientConn {
                 sub.deliver_deny = deliver_deny;
                 sub.responses = self.responses.clone();
                 let sub = Arc::new(sub);
-                if self.srv.sublist.insert(sub.clone()).is_err() {
+                if self.srv.add_subscription(sub.clone()).is_err() {
                     self.send_err("Invalid Subject");
                     return Ok(());
                 }
@@ -796,12 +711,12 @@ pub(crate) async fn run_conn<R, W>(
                 conn.flush_receivers();
                 // The startup self-check is not client traffic.
                 if !conn.is_self_check {
-                    srv.stats.add(&conn.batch);
+                    srv.stats.add(&conn.d.batch);
                 }
-                entry.in_msgs.fetch_add(conn.batch.in_msgs, Ordering::Relaxed);
-                entry.in_bytes.fetch_add(conn.batch.in_bytes, Ordering::Relaxed);
+                entry.in_msgs.fetch_add(conn.d.batch.in_msgs, Ordering::Relaxed);
+                entry.in_bytes.fetch_add(conn.d.batch.in_bytes, Ordering::Relaxed);
                 out.last_activity.store(unix_nanos(std::time::SystemTime::now()), Ordering::Relaxed);
-                conn.batch = BatchStats::default();
+                conn.d.batch = BatchStats::default();
                 if let Err(stop) = res {
                     break Some(match stop {
                         ParseStop::Proto(e) => proto_close(e),
@@ -813,7 +728,7 @@ pub(crate) async fn run_conn<R, W>(
                     // RTT is known early.
                     first_ping_armed = true;
                     let base = srv.opts().ping_interval.min(FIRST_PING_DELAY);
-                    let jitter = base.mul_f64((conn.next_random() % 1000) as f64 / 5000.0);
+                    let jitter = base.mul_f64((conn.d.next_random() % 1000) as f64 / 5000.0);
                     ping_timer.as_mut().reset(tokio::time::Instant::now() + base + jitter);
                 }
                 // Grow after a full read, shrink after a run of short ones.

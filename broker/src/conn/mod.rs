@@ -2,6 +2,7 @@
 //! client connection that reads, parses and applies ops ([`client`]).
 
 pub mod client;
+pub(crate) mod deliver;
 pub mod entry;
 pub mod outbound;
 

@@ -14,6 +14,7 @@ use prometheus::{
     TextEncoder,
 };
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 
 #[derive(Debug)]
 pub struct Metrics {
@@ -24,6 +25,8 @@ pub struct Metrics {
     lame_duck: IntGauge,
     memory: IntGauge,
     info: IntGaugeVec,
+    /// Per-route traffic, labelled by peer; reset at every scrape so gone routes disappear.
+    route_stats: Vec<(&'static str, IntGaugeVec)>,
     counters: Vec<(&'static str, IntCounter)>,
     cpu_seconds: prometheus::Counter,
     /// Last values pushed into the counters (the registry's counters only move forward).
@@ -70,6 +73,38 @@ const COUNTERS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Per-route gauges (a route's counters restart when it reconnects, so they are gauges).
+const ROUTE_GAUGES: &[(&str, &str)] = &[
+    (
+        "nats_mini_route_in_msgs",
+        "Messages received over this route.",
+    ),
+    (
+        "nats_mini_route_in_bytes",
+        "Payload bytes received over this route.",
+    ),
+    (
+        "nats_mini_route_out_msgs",
+        "Messages forwarded over this route.",
+    ),
+    (
+        "nats_mini_route_out_bytes",
+        "Payload bytes forwarded over this route.",
+    ),
+    (
+        "nats_mini_route_pending_bytes",
+        "Bytes queued for this route.",
+    ),
+    (
+        "nats_mini_route_subscriptions",
+        "Interest the peer announced over this route.",
+    ),
+    (
+        "nats_mini_route_rtt_nanoseconds",
+        "Round-trip time of this route's keepalive.",
+    ),
+];
+
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
@@ -92,6 +127,17 @@ impl Metrics {
             &["server_id", "server_name", "version", "compat_version"],
         ));
         let _ = registry.register(Box::new(info.clone()));
+        let route_stats = ROUTE_GAUGES
+            .iter()
+            .map(|(name, help)| {
+                let g = valid(IntGaugeVec::new(
+                    Opts::new(*name, *help),
+                    &["remote_id", "remote_name"],
+                ));
+                let _ = registry.register(Box::new(g.clone()));
+                (*name, g)
+            })
+            .collect();
         let cpu_seconds = valid(prometheus::Counter::new(
             "process_cpu_seconds_total",
             "Total user and system CPU time spent in seconds.",
@@ -131,6 +177,7 @@ impl Metrics {
             ),
             registry,
             info,
+            route_stats,
             counters,
             cpu_seconds,
             last: Mutex::new(HashMap::new()),
@@ -144,7 +191,29 @@ impl Metrics {
         let st = srv.stats.snapshot();
         self.connections.set(srv.num_connections() as i64);
         self.subscriptions.set(srv.sublist.count() as i64);
-        self.routes.set(0);
+        let routes = srv.cluster.routes();
+        self.routes.set(routes.len() as i64);
+        for (name, g) in &self.route_stats {
+            g.reset();
+            for r in &routes {
+                let (pending, out_msgs, out_bytes) = {
+                    let q = r.out.queue.lock();
+                    (q.pending as u64, q.msgs, q.bytes)
+                };
+                let v = match *name {
+                    "nats_mini_route_in_msgs" => r.in_msgs.load(Ordering::Relaxed),
+                    "nats_mini_route_in_bytes" => r.in_bytes.load(Ordering::Relaxed),
+                    "nats_mini_route_out_msgs" => out_msgs,
+                    "nats_mini_route_out_bytes" => out_bytes,
+                    "nats_mini_route_pending_bytes" => pending,
+                    "nats_mini_route_subscriptions" => r.num_subs.load(Ordering::Relaxed),
+                    "nats_mini_route_rtt_nanoseconds" => r.rtt_ns.load(Ordering::Relaxed),
+                    _ => 0,
+                };
+                g.with_label_values(&[r.remote_id.as_str(), r.remote_name.as_str()])
+                    .set(v as i64);
+            }
+        }
         self.lame_duck.set(i64::from(srv.in_lame_duck()));
         self.memory.set(super::process::rss_bytes() as i64);
         self.info

@@ -13,6 +13,7 @@ mod connz;
 mod metrics;
 pub mod process;
 mod query;
+mod routez;
 mod subsz;
 mod varz;
 
@@ -202,7 +203,7 @@ fn handle(srv: &Arc<ServerShared>, req: Request<Incoming>) -> Resp {
         "/" => Ok(index(base)),
         "/varz" => Ok(pretty(&varz::varz(srv))),
         "/connz" => connz::connz(srv, &q).map(|c| pretty(&c)),
-        "/routez" => subsz::routez(srv, &q).map(|r| pretty(&r)),
+        "/routez" => routez::routez(srv, &q).map(|r| pretty(&r)),
         "/subsz" | "/subscriptionsz" => subsz::subsz(srv, &q).map(|s| pretty(&s)),
         "/healthz" => healthz(srv, &q),
         "/metrics" => Ok(srv.metrics.render(srv)),

@@ -1,5 +1,4 @@
-//! `/subsz` (the subscription index and its cache statistics) and `/routez` (routes; empty until
-//! clustering lands).
+//! `/subsz`: the subscription index and its cache statistics.
 
 use super::connz::SubDetail;
 use super::query::Query;
@@ -74,30 +73,4 @@ pub fn subsz(srv: &ServerShared, q: &Query) -> Result<Subsz, String> {
         limit,
         subscriptions_list: list,
     })
-}
-
-#[derive(Serialize)]
-pub struct Routez {
-    pub server_id: String,
-    pub server_name: String,
-    pub now: String,
-    pub num_routes: usize,
-    pub routes: Vec<serde_json::Value>,
-}
-
-pub fn routez(srv: &ServerShared, q: &Query) -> Result<Routez, String> {
-    if !q.get("subs").eq_ignore_ascii_case("detail") {
-        q.bool("subs")?;
-    }
-    Ok(routez_now(srv))
-}
-
-fn routez_now(srv: &ServerShared) -> Routez {
-    Routez {
-        server_id: srv.server_id.clone(),
-        server_name: srv.server_name.clone(),
-        now: timefmt::rfc3339(SystemTime::now()),
-        num_routes: 0,
-        routes: Vec::new(),
-    }
 }

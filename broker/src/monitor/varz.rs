@@ -115,6 +115,25 @@ pub struct Varz {
     pub lame_duck_mode: bool,
 }
 
+/// `cluster`: name, route listener and the configured seed URLs (empty without clustering).
+fn cluster_varz(srv: &ServerShared) -> ClusterVarz {
+    let Some(addr) = srv.cluster.listen_addr() else {
+        return ClusterVarz::default();
+    };
+    ClusterVarz {
+        name: srv.cluster.name(),
+        addr: addr.ip().to_string(),
+        cluster_port: addr.port(),
+        urls: srv
+            .opts()
+            .routes
+            .iter()
+            .filter_map(|r| crate::cluster::url::RouteUrl::parse(r).ok())
+            .map(|u| u.host_port())
+            .collect(),
+    }
+}
+
 pub fn varz(srv: &ServerShared) -> Varz {
     let st = srv.stats.snapshot();
     let opts = srv.opts();
@@ -145,7 +164,7 @@ pub fn varz(srv: &ServerShared) -> Varz {
         host: opts.host.clone(),
         port: srv.client_port(),
         auth_required: srv.auth().required(),
-        connect_urls: Vec::new(),
+        connect_urls: srv.client_info().connect_urls,
         max_connections: opts.max_conns,
         ping_interval: opts.ping_interval.as_nanos(),
         ping_max: opts.ping_max,
@@ -157,7 +176,7 @@ pub fn varz(srv: &ServerShared) -> Varz {
         max_control_line: opts.max_control_line,
         max_payload: opts.max_payload,
         max_pending: opts.max_pending,
-        cluster: ClusterVarz::default(),
+        cluster: cluster_varz(srv),
         gateway: Empty {},
         leaf: Empty {},
         mqtt: Empty {},
@@ -174,8 +193,8 @@ pub fn varz(srv: &ServerShared) -> Varz {
         cpu: srv.monitor.cpu.percent(),
         connections: srv.num_connections(),
         total_connections: st.total_connections,
-        routes: 0,
-        remotes: 0,
+        routes: srv.cluster.route_count(),
+        remotes: srv.cluster.route_count(),
         leafnodes: 0,
         in_msgs: st.in_msgs,
         in_bytes: st.in_bytes,

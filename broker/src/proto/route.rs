@@ -44,6 +44,24 @@ pub struct RoutedMsg<'a> {
     pub queues: &'a [u8],
     pub hdr_len: usize,
     pub data: &'a [u8],
+    /// The size fields as the sender wrote them (passed on to clients verbatim).
+    pub hdr_text: &'a [u8],
+    pub size_text: &'a [u8],
+}
+
+impl<'a> MsgLine<'a> {
+    fn routed(&self, data: &'a [u8]) -> RoutedMsg<'a> {
+        RoutedMsg {
+            account: self.account,
+            subject: self.subject,
+            reply: self.reply,
+            queues: self.queues,
+            hdr_len: self.hdr,
+            data,
+            hdr_text: self.hdr_text,
+            size_text: self.size_text,
+        }
+    }
 }
 
 /// Iterates the queue names of a [`RoutedMsg`].
@@ -100,10 +118,10 @@ pub struct RouteParser {
     max_control_line: usize,
 }
 
-fn split(line: &[u8]) -> Vec<&[u8]> {
-    line.split(|b| matches!(b, b' ' | b'\t'))
+/// The blank-separated tokens of an argument list, without allocating.
+fn tokens(args: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
+    args.split(|b| matches!(b, b' ' | b'\t'))
         .filter(|t| !t.is_empty())
-        .collect()
 }
 
 fn size_of(t: &[u8]) -> Option<usize> {
@@ -111,52 +129,77 @@ fn size_of(t: &[u8]) -> Option<usize> {
     (n >= 0).then_some(n as usize)
 }
 
-/// The parsed control line of a routed message: (account, subject, reply, queues, hdr, size).
-type MsgLine<'a> = (&'a [u8], &'a [u8], &'a [u8], &'a [u8], usize, usize);
+/// The parsed control line of a routed message.
+#[derive(Debug, Clone, Copy)]
+struct MsgLine<'a> {
+    account: &'a [u8],
+    subject: &'a [u8],
+    reply: &'a [u8],
+    queues: &'a [u8],
+    hdr: usize,
+    size: usize,
+    hdr_text: &'a [u8],
+    size_text: &'a [u8],
+}
 
-/// Parses the arguments of `RMSG` (`headers` false) or `HMSG` (true).
-fn msg_line<'a>(args: &'a [u8], headers: bool) -> Result<MsgLine<'a>, RouteProtoError> {
+/// Parses the arguments of `RMSG` (`headers` false) or `HMSG` (true): account and subject
+/// from the front, the size(s) from the back, and between them nothing, a reply, `+ reply
+/// queues…` or `| queues…`. No allocation: this runs for every routed message.
+fn msg_line(args: &[u8], headers: bool) -> Result<MsgLine<'_>, RouteProtoError> {
     let bad = || RouteProtoError::BadArgs(String::from_utf8_lossy(args).into_owned());
-    let t = split(args);
-    let sizes = if headers { 2 } else { 1 };
-    if t.len() < 2 + sizes {
+    let mut t = tokens(args);
+    let (Some(account), Some(subject)) = (t.next(), t.next()) else {
         return Err(bad());
-    }
-    let (account, subject) = (t[0], t[1]);
-    let size = size_of(t[t.len() - 1]).ok_or_else(bad)?;
-    let hdr = if headers {
-        size_of(t[t.len() - 2]).ok_or_else(bad)?
+    };
+    let size_text = t.next_back().ok_or_else(bad)?;
+    let size = size_of(size_text).ok_or_else(bad)?;
+    let (hdr, hdr_text) = if headers {
+        let h = t.next_back().ok_or_else(bad)?;
+        (size_of(h).ok_or_else(bad)?, h)
     } else {
-        0
+        (0, &b""[..])
     };
     if hdr > size {
         return Err(bad());
     }
-    let middle = &t[2..t.len() - sizes];
-    let (reply, queues): (&[u8], &[u8]) = match middle {
-        [] => (b"", b""),
-        [reply] => (reply, b""),
-        [ind, rest @ ..] if *ind == b"+" && !rest.is_empty() => {
-            let reply = rest[0];
-            (reply, span(args, &rest[1..]))
+    let (reply, queues): (&[u8], &[u8]) = match t.next() {
+        None => (b"", b""),
+        Some(ind) if ind == b"+" => {
+            let reply = t.next().ok_or_else(bad)?;
+            let first = t.next().ok_or_else(bad)?;
+            let last = t.next_back().unwrap_or(first);
+            (reply, span(args, first, last))
         }
-        [ind, rest @ ..] if *ind == b"|" => (b"", span(args, rest)),
-        _ => return Err(bad()),
+        Some(ind) if ind == b"|" => {
+            let first = t.next().ok_or_else(bad)?;
+            let last = t.next_back().unwrap_or(first);
+            (b"", span(args, first, last))
+        }
+        Some(reply) => {
+            if t.next().is_some() {
+                return Err(bad());
+            }
+            (reply, b"")
+        }
     };
-    Ok((account, subject, reply, queues, hdr, size))
+    Ok(MsgLine {
+        account,
+        subject,
+        reply,
+        queues,
+        hdr,
+        size,
+        hdr_text,
+        size_text,
+    })
 }
 
-/// The slice of `whole` from the first to the last of `parts` (all sub-slices of `whole`).
-fn span<'a>(whole: &'a [u8], parts: &[&'a [u8]]) -> &'a [u8] {
-    match (parts.first(), parts.last()) {
-        (Some(first), Some(last)) => {
-            let base = whole.as_ptr() as usize;
-            let start = first.as_ptr() as usize - base;
-            let end = last.as_ptr() as usize - base + last.len();
-            &whole[start..end]
-        }
-        _ => b"",
-    }
+/// The slice of `whole` from `first` to the end of `last` (both sub-slices of `whole`).
+fn span<'a>(whole: &'a [u8], first: &'a [u8], last: &'a [u8]) -> &'a [u8] {
+    let base = whole.as_ptr() as usize;
+    let start = first.as_ptr() as usize - base;
+    let end = last.as_ptr() as usize - base + last.len();
+    &whole[start..end]
 }
 
 impl RouteParser {
@@ -195,17 +238,9 @@ impl RouteParser {
                     .first()
                     .is_some_and(|b| b.eq_ignore_ascii_case(&b'h'));
                 let args = split_op(&p.line).1;
-                let (account, subject, reply, queues, hdr_len, _) =
-                    msg_line(args, headers).map_err(RouteStop::Proto)?;
-                h.on_msg(&RoutedMsg {
-                    account,
-                    subject,
-                    reply,
-                    queues,
-                    hdr_len,
-                    data: &p.data[..p.size],
-                })
-                .map_err(RouteStop::Handler)?;
+                let l = msg_line(args, headers).map_err(RouteStop::Proto)?;
+                h.on_msg(&l.routed(&p.data[..p.size]))
+                    .map_err(RouteStop::Handler)?;
                 continue;
             }
             let Some(nl) = memchr(b'\n', &buf[i..]).map(|o| i + o) else {
@@ -229,8 +264,16 @@ impl RouteParser {
             }
             i = nl + 1;
             let (op, args) = split_op(line);
-            let op = op.to_ascii_uppercase();
-            match op.as_slice() {
+            let mut upper = [0u8; 8];
+            let op_upper = match upper.get_mut(..op.len()) {
+                Some(u) => {
+                    u.copy_from_slice(op);
+                    u.make_ascii_uppercase();
+                    &*u
+                }
+                None => op,
+            };
+            match op_upper {
                 b"PING" => h.on_ping().map_err(RouteStop::Handler)?,
                 b"PONG" => h.on_pong().map_err(RouteStop::Handler)?,
                 b"+OK" => {}
@@ -238,11 +281,14 @@ impl RouteParser {
                 b"INFO" => h.on_info(args).map_err(RouteStop::Handler)?,
                 b"CONNECT" => h.on_connect(args).map_err(RouteStop::Handler)?,
                 b"RS+" | b"LS+" => {
-                    let t = split(args);
-                    let res = match t.as_slice() {
-                        [acc, subj] => h.on_sub(acc, subj, None),
-                        [acc, subj, q] => h.on_sub(acc, subj, Some((q, 1))),
-                        [acc, subj, q, w] => {
+                    let mut t = tokens(args);
+                    let t = [t.next(), t.next(), t.next(), t.next(), t.next()];
+                    let res = match t {
+                        [Some(acc), Some(subj), None, ..] => h.on_sub(acc, subj, None),
+                        [Some(acc), Some(subj), Some(q), None, _] => {
+                            h.on_sub(acc, subj, Some((q, 1)))
+                        }
+                        [Some(acc), Some(subj), Some(q), Some(w), None] => {
                             let w = size_of(w).unwrap_or(1).max(1) as u32;
                             h.on_sub(acc, subj, Some((q, w)))
                         }
@@ -251,31 +297,24 @@ impl RouteParser {
                     res.map_err(RouteStop::Handler)?;
                 }
                 b"RS-" | b"LS-" => {
-                    let t = split(args);
-                    let res = match t.as_slice() {
-                        [acc, subj] => h.on_unsub(acc, subj, None),
-                        [acc, subj, q, ..] => h.on_unsub(acc, subj, Some(q)),
+                    let mut t = tokens(args);
+                    let res = match [t.next(), t.next(), t.next()] {
+                        [Some(acc), Some(subj), None] => h.on_unsub(acc, subj, None),
+                        [Some(acc), Some(subj), Some(q)] => h.on_unsub(acc, subj, Some(q)),
                         _ => return Err(RouteStop::Proto(bad_args(args))),
                     };
                     res.map_err(RouteStop::Handler)?;
                 }
                 b"RMSG" | b"HMSG" => {
-                    let headers = op[0] == b'H';
-                    let (account, subject, reply, queues, hdr_len, size) =
-                        msg_line(args, headers).map_err(RouteStop::Proto)?;
+                    let headers = op_upper[0] == b'H';
+                    let l = msg_line(args, headers).map_err(RouteStop::Proto)?;
+                    let size = l.size;
                     if buf.len() - i >= size + 2 {
                         if &buf[i + size..i + size + 2] != b"\r\n" {
                             return Err(RouteStop::Proto(RouteProtoError::BadPayloadTerminator));
                         }
-                        h.on_msg(&RoutedMsg {
-                            account,
-                            subject,
-                            reply,
-                            queues,
-                            hdr_len,
-                            data: &buf[i..i + size],
-                        })
-                        .map_err(RouteStop::Handler)?;
+                        h.on_msg(&l.routed(&buf[i..i + size]))
+                            .map_err(RouteStop::Handler)?;
                         i += size + 2;
                     } else {
                         let mut p = Pending {
@@ -290,7 +329,7 @@ impl RouteParser {
                 }
                 _ => {
                     return Err(RouteStop::Proto(RouteProtoError::UnknownOp(
-                        String::from_utf8_lossy(&op).into_owned(),
+                        String::from_utf8_lossy(op).into_owned(),
                     )));
                 }
             }

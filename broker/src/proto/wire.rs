@@ -51,6 +51,24 @@ fn itoa_buf(mut n: usize) -> SmallNum {
     SmallNum { buf, start: i }
 }
 
+/// Ends a `MSG`/`RMSG` line: the size field(s) as the publisher wrote them (a computed size when
+/// headers were stripped), CRLF, the payload, CRLF.
+#[inline]
+fn sizes_and_payload(out: &mut Vec<u8>, m: &Msg<'_>, with_headers: bool, payload: &[u8]) {
+    if with_headers {
+        out.extend_from_slice(m.hdr_text);
+        out.push(b' ');
+        out.extend_from_slice(m.size_text);
+    } else if m.hdr_len == 0 {
+        out.extend_from_slice(m.size_text);
+    } else {
+        push_usize(out, payload.len());
+    }
+    out.extend_from_slice(CRLF);
+    out.extend_from_slice(payload);
+    out.extend_from_slice(CRLF);
+}
+
 /// Appends one delivery: `MSG`/`HMSG` with the receiver's sid, then the payload and CRLF.
 ///
 /// The size fields are copied as the publisher wrote them, as nats-server does. When the message
@@ -74,18 +92,77 @@ pub fn msg(out: &mut Vec<u8>, m: &Msg<'_>, sid: &[u8], receiver_headers: bool) {
         out.extend_from_slice(m.reply);
         out.push(b' ');
     }
-    if with_headers {
-        out.extend_from_slice(m.hdr_text);
+    sizes_and_payload(out, m, with_headers, payload);
+}
+
+/// Appends `RS+ <account> <subject>[ <queue> <weight>]\r\n`: interest announced to a route.
+pub fn route_sub(out: &mut Vec<u8>, account: &[u8], subject: &[u8], queue: Option<(&[u8], u32)>) {
+    out.extend_from_slice(b"RS+ ");
+    out.extend_from_slice(account);
+    out.push(b' ');
+    out.extend_from_slice(subject);
+    if let Some((q, weight)) = queue {
         out.push(b' ');
-        out.extend_from_slice(m.size_text);
-    } else if m.hdr_len == 0 {
-        out.extend_from_slice(m.size_text);
-    } else {
-        push_usize(out, payload.len());
+        out.extend_from_slice(q);
+        out.push(b' ');
+        push_usize(out, weight as usize);
     }
     out.extend_from_slice(CRLF);
-    out.extend_from_slice(payload);
+}
+
+/// Appends `RS- <account> <subject>[ <queue>]\r\n`: interest withdrawn from a route.
+pub fn route_unsub(out: &mut Vec<u8>, account: &[u8], subject: &[u8], queue: Option<&[u8]>) {
+    out.extend_from_slice(b"RS- ");
+    out.extend_from_slice(account);
+    out.push(b' ');
+    out.extend_from_slice(subject);
+    if let Some(q) = queue {
+        out.push(b' ');
+        out.extend_from_slice(q);
+    }
     out.extend_from_slice(CRLF);
+}
+
+/// Appends one routed message: `RMSG`/`HMSG <account> <subject> [reply | + reply queues… |
+/// \| queues…] [hdr] size`, then the payload. `queues` names the groups whose member was picked
+/// on the peer. Headers are stripped (plain `RMSG`) when the peer did not announce headers.
+pub fn route_msg<'q>(
+    out: &mut Vec<u8>,
+    account: &[u8],
+    m: &Msg<'_>,
+    queues: impl Iterator<Item = &'q [u8]>,
+    peer_headers: bool,
+) {
+    let with_headers = m.hdr_len > 0 && peer_headers;
+    let payload = if with_headers || m.hdr_len == 0 {
+        m.data
+    } else {
+        &m.data[m.hdr_len..]
+    };
+    out.reserve(account.len() + m.subject.len() + m.reply.len() + payload.len() + 48);
+    out.extend_from_slice(if with_headers { b"HMSG " } else { b"RMSG " });
+    out.extend_from_slice(account);
+    out.push(b' ');
+    out.extend_from_slice(m.subject);
+    out.push(b' ');
+    let mut queues = queues.peekable();
+    if queues.peek().is_some() {
+        if m.reply.is_empty() {
+            out.extend_from_slice(b"| ");
+        } else {
+            out.extend_from_slice(b"+ ");
+            out.extend_from_slice(m.reply);
+            out.push(b' ');
+        }
+        for q in queues {
+            out.extend_from_slice(q);
+            out.push(b' ');
+        }
+    } else if !m.reply.is_empty() {
+        out.extend_from_slice(m.reply);
+        out.push(b' ');
+    }
+    sizes_and_payload(out, m, with_headers, payload);
 }
 
 /// Appends the status-only message a `no_responders` requester gets when nobody is subscribed:
@@ -236,6 +313,63 @@ mod tests {
             out,
             b"HMSG _INBOX.x 1 35 35\r\nNATS/1.0 503\r\nNats-Subject: svc\r\n\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn route_protocol_forms_match_nats_server() {
+        let mut out = Vec::new();
+        route_sub(&mut out, b"$G", b"foo.*", None);
+        route_sub(&mut out, b"$G", b"bar", Some((b"q1", 2)));
+        route_unsub(&mut out, b"$G", b"bar", Some(b"q1"));
+        route_unsub(&mut out, b"$G", b"foo.*", None);
+        assert_eq!(
+            out,
+            b"RS+ $G foo.*\r\nRS+ $G bar q1 2\r\nRS- $G bar q1\r\nRS- $G foo.*\r\n"
+        );
+        let q: [&[u8]; 2] = [b"g1", b"g2"];
+        /// (message, queue groups picked, peer headers, expected bytes)
+        type Case<'a> = (Msg<'a>, &'a [&'a [u8]], bool, &'a [u8]);
+        let cases: [Case<'_>; 5] = [
+            (
+                m(b"s", b"", 0, b"abc", (b"", b"3")),
+                &[],
+                true,
+                b"RMSG $G s 3\r\nabc\r\n",
+            ),
+            (
+                m(b"s", b"r.1", 0, b"ab", (b"", b"02")),
+                &[],
+                true,
+                b"RMSG $G s r.1 02\r\nab\r\n",
+            ),
+            (
+                m(b"s", b"r.1", 0, b"yo", (b"", b"2")),
+                &q,
+                true,
+                b"RMSG $G s + r.1 g1 g2 2\r\nyo\r\n",
+            ),
+            (
+                m(b"s", b"", 0, b"yo", (b"", b"2")),
+                &q[..1],
+                true,
+                b"RMSG $G s | g1 2\r\nyo\r\n",
+            ),
+            (
+                m(b"s", b"", 12, b"NATS/1.0\r\n\r\nhi", (b"12", b"14")),
+                &[],
+                true,
+                b"HMSG $G s 12 14\r\nNATS/1.0\r\n\r\nhi\r\n",
+            ),
+        ];
+        for (msg, queues, headers, want) in cases {
+            let mut out = Vec::new();
+            route_msg(&mut out, b"$G", &msg, queues.iter().copied(), headers);
+            assert_eq!(out, want, "{}", String::from_utf8_lossy(want));
+        }
+        let mut out = Vec::new();
+        let hm = m(b"s", b"", 12, b"NATS/1.0\r\n\r\nhi", (b"12", b"14"));
+        route_msg(&mut out, b"$G", &hm, [].into_iter(), false);
+        assert_eq!(out, b"RMSG $G s 2\r\nhi\r\n");
     }
 
     #[test]
