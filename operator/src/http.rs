@@ -78,21 +78,33 @@ pub fn respond(health: &Health, method: &Method, path: &str) -> Response<Full<By
     resp
 }
 
-/// Serves the endpoints on `listener` until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, health: Health, shutdown: impl Future<Output = ()>) {
+/// Accepts connections on `listener` and hands each to `on_connection` until `shutdown`
+/// resolves. An accept error (say, out of file descriptors) is logged and retried after a
+/// short pause rather than ending the server.
+pub async fn accept_loop(
+    listener: TcpListener,
+    what: &'static str,
+    shutdown: impl Future<Output = ()>,
+    mut on_connection: impl FnMut(tokio::net::TcpStream),
+) {
     tokio::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        tokio::select! {
             () = &mut shutdown => return,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok((stream, _)) => on_connection(stream),
                 Err(e) => {
-                    tracing::warn!(error = %e, "metrics listener: accept failed");
+                    tracing::warn!(error = %e, listener = what, "accept failed");
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    continue;
                 }
             },
-        };
+        }
+    }
+}
+
+/// Serves the endpoints on `listener` until `shutdown` resolves.
+pub async fn serve(listener: TcpListener, health: Health, shutdown: impl Future<Output = ()>) {
+    accept_loop(listener, "metrics", shutdown, |stream| {
         let health = health.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<Incoming>| {
@@ -106,7 +118,8 @@ pub async fn serve(listener: TcpListener, health: Health, shutdown: impl Future<
                 tracing::debug!(error = %e, "metrics connection ended with an error");
             }
         });
-    }
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 //! - [`metrics`]: the operator's own Prometheus metrics.
 //! - [`http`]: `/metrics`, `/healthz` and `/readyz`.
 //! - [`leader`]: leader election on a coordination.k8s.io Lease (kube-lease-manager).
+//! - [`webhook`]: the sidecar injector (mutating admission webhook over HTTPS).
 //! - `fixtures` (tests only): tower-test `ApiServerVerifier` scenarios, as in
 //!   kube-rs/controller-rs.
 //!
@@ -39,6 +40,7 @@ pub mod leader;
 pub mod metrics;
 pub mod render;
 pub mod units;
+pub mod webhook;
 
 pub use crd::{NatsMini, NatsMiniSpec, NatsMiniStatus};
 

@@ -5,7 +5,9 @@
 //! - `render -f FILE`: prints the objects the operator would apply for the NatsMini
 //!   manifests in FILE (`-` for standard input; several documents allowed) as one YAML
 //!   stream, for debugging and the chart-equivalence test.
-//! - `run`: the operator. Serves `/metrics`, `/healthz` and `/readyz` (port 8080), competes
+//! - `run`: the operator. Serves `/metrics`, `/healthz` and `/readyz` (port 8080), the
+//!   sidecar-injection webhook over HTTPS (port 8443, when `WEBHOOK_CERT_DIR` holds
+//!   `tls.crt`/`tls.key`; every replica serves it, leader or not), competes
 //!   for the leader Lease (`LEASE_NAME` in `POD_NAMESPACE`, held as `POD_NAME`), and while
 //!   it leads runs the controller. Logs are JSON lines filtered by `RUST_LOG`. SIGTERM or
 //!   SIGINT: stop the controller (running reconciles finish), release the Lease, exit 0.
@@ -19,6 +21,7 @@ use nats_mini_operator::http::{self, Health};
 use nats_mini_operator::leader::{Election, LeaseConfig};
 use nats_mini_operator::metrics::Metrics;
 use nats_mini_operator::render::{self, RenderContext, to_yaml_stream};
+use nats_mini_operator::webhook::{self, SidecarConfig};
 use nats_mini_operator::{Error, NatsMini};
 use serde::Deserialize;
 use std::io::{Read, Write};
@@ -102,6 +105,13 @@ struct RunArgs {
     /// Seconds before expiry the holder renews (less than the duration).
     #[arg(long, env = "LEASE_GRACE_SECONDS", default_value_t = 5)]
     lease_grace_seconds: u64,
+    /// Directory with `tls.crt` and `tls.key` for the sidecar-injection webhook. Unset: no
+    /// webhook is served.
+    #[arg(long, env = "WEBHOOK_CERT_DIR")]
+    webhook_cert_dir: Option<std::path::PathBuf>,
+    /// Address of the webhook's HTTPS endpoint (`POST /mutate`).
+    #[arg(long, env = "WEBHOOK_ADDR", default_value = "0.0.0.0:8443")]
+    webhook_addr: SocketAddr,
     #[command(flatten)]
     render: RenderArgs,
 }
@@ -287,6 +297,29 @@ async fn operate(args: RunArgs) -> anyhow::Result<()> {
         health.clone(),
         wait_for(stop.clone(), true),
     ));
+    let render: RenderContext = args.render.into();
+    if let Some(dir) = &args.webhook_cert_dir {
+        let read = |f: &str| {
+            std::fs::read(dir.join(f))
+                .with_context(|| format!("cannot read {}", dir.join(f).display()))
+        };
+        let tls = webhook::tls_config(&read("tls.crt")?, &read("tls.key")?)
+            .map_err(anyhow::Error::msg)
+            .context("webhook certificate")?;
+        let listener = tokio::net::TcpListener::bind(args.webhook_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.webhook_addr))?;
+        let cfg = SidecarConfig {
+            image: format!("{}:{}", render.image_repository, render.image_tag),
+        };
+        tracing::info!(addr = %args.webhook_addr, "serving the sidecar-injection webhook (POST /mutate)");
+        tokio::spawn(webhook::serve(
+            listener,
+            tls,
+            cfg,
+            wait_for(stop.clone(), true),
+        ));
+    }
 
     // Fail early, with a hint, when the CRD is missing (kube-rs/controller-rs does the same).
     kube::Api::<NatsMini>::all(client.clone())
@@ -313,7 +346,6 @@ async fn operate(args: RunArgs) -> anyhow::Result<()> {
     health.set_ready(true);
     tracing::info!(lease = %lease.name, namespace = %lease.namespace, %identity, "competing for the leader Lease");
 
-    let render: RenderContext = args.render.into();
     loop {
         let mut leader = election.leader.clone();
         let mut stopping = stop.clone();
