@@ -11,10 +11,18 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO/.venv"
 
 # --- 0. System tools ---------------------------------------------------------
-# openssl generates throwaway TLS certificates for the operator's config test.
-if ! command -v openssl >/dev/null 2>&1; then
-    echo "test-deps: installing openssl"
-    apt-get update -qq && apt-get install -y -qq openssl >/dev/null
+# openssl generates throwaway TLS certificates for the operator's config test; iproute2 (`ip`)
+# builds the network namespaces of the cluster partition test; Debian's nats-server package
+# (an older release than pip's) is the second reference server of the mixed-cluster test and
+# the benchmarks.
+APT_NEEDED=()
+command -v openssl >/dev/null 2>&1 || APT_NEEDED+=(openssl)
+command -v ip >/dev/null 2>&1 || APT_NEEDED+=(iproute2)
+[ -x /usr/sbin/nats-server ] || APT_NEEDED+=(nats-server)
+if [ ${#APT_NEEDED[@]} -gt 0 ]; then
+    echo "test-deps: installing ${APT_NEEDED[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${APT_NEEDED[@]}" >/dev/null
 fi
 
 # --- 1. Python virtualenv ----------------------------------------------------

@@ -9,6 +9,7 @@ use nats_mini_e2e::cluster::{self, next_payload, request_until_answered, route, 
 use nats_mini_e2e::process::{Proc, free_port, http_json, loopback, nats_server_bin};
 use nats_mini_e2e::{T, eventually, nats_connect, nats_sync, start, within};
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 fn node_opts(cluster_port: u16, seeds: &[u16]) -> Options {
@@ -40,8 +41,26 @@ async fn wait_listening(port: u16, what: &str) {
     }
 }
 
-/// The reference server, clustered: client, route and monitoring ports on loopback.
-fn spawn_nats_server(client: u16, cluster: u16, monitor: u16, seeds: &[u16]) -> Proc {
+/// Debian's nats-server package (2.9.x: an older, pre-pooling release), installed by
+/// `scripts/test-deps.sh`.
+fn debian_nats_server() -> PathBuf {
+    let p = PathBuf::from("/usr/sbin/nats-server");
+    assert!(
+        p.exists(),
+        "Debian's nats-server not found at {}: run scripts/test-deps.sh",
+        p.display()
+    );
+    p
+}
+
+/// A reference server, clustered: client, route and monitoring ports on loopback.
+fn spawn_nats_server(
+    program: &Path,
+    client: u16,
+    cluster: u16,
+    monitor: u16,
+    seeds: &[u16],
+) -> Proc {
     let mut args = vec![
         "-a".to_string(),
         "127.0.0.1".into(),
@@ -65,7 +84,7 @@ fn spawn_nats_server(client: u16, cluster: u16, monitor: u16, seeds: &[u16]) -> 
         );
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Proc::spawn_program(&nats_server_bin(), &args, &[])
+    Proc::spawn_program(program, &args, &[])
 }
 
 /// The server ids of nats-server's routes, from its `/routez`.
@@ -82,10 +101,21 @@ async fn reference_route_ids(monitor: u16) -> HashSet<String> {
 }
 
 #[tokio::test]
-async fn mixed_cluster_with_nats_server_routes_both_ways_and_gossips() {
+async fn mixed_cluster_with_current_nats_server() {
+    mixed_cluster(&nats_server_bin()).await;
+}
+
+#[tokio::test]
+async fn mixed_cluster_with_debian_nats_server() {
+    mixed_cluster(&debian_nats_server()).await;
+}
+
+/// Two nats-mini nodes and one `program` (a nats-server) route messages, wildcards, headers,
+/// request/reply and queue groups both ways, and discover each other through gossip.
+async fn mixed_cluster(program: &Path) {
     let (n_client, n_cluster, n_monitor) = (free_port(), free_port(), free_port());
     let (a_cluster, b_cluster) = (free_port(), free_port());
-    let mut reference = spawn_nats_server(n_client, n_cluster, n_monitor, &[]);
+    let mut reference = spawn_nats_server(program, n_client, n_cluster, n_monitor, &[]);
     wait_listening(n_cluster, "nats-server's route port").await;
     wait_listening(n_monitor, "nats-server's monitoring port").await;
     // A knows nats-server; B knows only A: B must learn about nats-server through gossip, and
