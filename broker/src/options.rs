@@ -131,6 +131,8 @@ pub struct Options {
     pub cluster_pass: Option<String>,
     pub no_advertise: bool,
     pub connect_retries: u32,
+    /// TLS for routes (`cluster.tls`): mutual, verified against its `ca_file`.
+    pub cluster_tls: Option<crate::tls::TlsSettings>,
     /// The config file the options were read from (`-c`).
     pub config_file: Option<std::path::PathBuf>,
     /// Reload by itself when the config file's content changes (default on with `-c`).
@@ -182,6 +184,7 @@ impl Default for Options {
             cluster_pass: None,
             no_advertise: false,
             connect_retries: 0,
+            cluster_tls: None,
             config_file: None,
             config_watch: true,
             tls: None,

@@ -262,6 +262,9 @@ impl ServerShared {
         new.validate()?;
         // Certificates and keys are re-read on every reload (renewed certificates).
         self.configure_tls(&new).map_err(|e| format!("tls: {e}"))?;
+        self.cluster
+            .configure_tls(new.cluster_tls.as_ref())
+            .map_err(|e| format!("cluster.tls: {e}"))?;
         let auth = Authenticator::from_options(&new);
         {
             let mut info = self.info.lock();
@@ -757,6 +760,10 @@ impl Server {
         shared
             .configure_tls(&start_opts)
             .map_err(|e| StartError::Options(format!("tls: {e}")))?;
+        shared
+            .cluster
+            .configure_tls(start_opts.cluster_tls.as_ref())
+            .map_err(|e| StartError::Options(format!("cluster.tls: {e}")))?;
         apply_client_advertise(&mut shared.info.lock(), &start_opts, addr.port());
         shared.client_port.store(addr.port(), Ordering::Relaxed);
         shared.set_max_open_files(crate::limits::raise_nofile_limit());
@@ -903,6 +910,15 @@ impl Server {
         self.shared.cluster.listen_addr()
     }
 
+    /// The route URL peers on this host can dial (`nats://host:port`), when clustering is on.
+    pub fn cluster_url(&self) -> Option<String> {
+        let a = self.cluster_addr()?;
+        Some(format!(
+            "nats://{}",
+            host_port(&reachable_ip(a.ip()), a.port())
+        ))
+    }
+
     /// Server ids of the peers this server has a route with.
     pub fn route_peers(&self) -> Vec<String> {
         let mut ids: Vec<String> = self
@@ -997,8 +1013,24 @@ impl Server {
     }
 
     /// Applies reloaded options (see [`ServerShared::reload`]).
+    ///
+    /// Seeds added to `routes` are dialed at once; dialers of removed seeds stop (their
+    /// established routes stay until they end, as in nats-server).
     pub fn reload(&self, opts: Options) -> Result<(), String> {
-        self.shared.reload(opts)
+        let before = self.shared.opts().routes.clone();
+        self.shared.reload(opts)?;
+        if self.shared.cluster.listen_addr().is_some() {
+            let added: Vec<String> = self
+                .shared
+                .opts()
+                .routes
+                .iter()
+                .filter(|r| !before.contains(r))
+                .cloned()
+                .collect();
+            crate::cluster::dial::solicit_seeds(&self.shared, &added);
+        }
+        Ok(())
     }
 
     /// The options in force.

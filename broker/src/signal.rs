@@ -79,6 +79,9 @@ pub fn write_ports_file(dir: &Path, exe: &str, server: &Server) -> Result<PathBu
     if let Some(m) = server.monitor_url() {
         ports["monitoring"] = serde_json::json!([m]);
     }
+    if let Some(c) = server.cluster_url() {
+        ports["cluster"] = serde_json::json!([c]);
+    }
     let path = dir.join(format!("{exe}_{}.ports", std::process::id()));
     std::fs::write(&path, ports.to_string())
         .map_err(|e| format!("cannot write ports file {}: {e}", path.display()))?;

@@ -1,18 +1,23 @@
-//! TLS for client connections, with rustls: the only module that touches it.
+//! TLS with rustls, for client connections, HTTPS monitoring and routes: the only module that
+//! builds TLS configurations.
 //!
-//! nats-server's order is kept: the server sends INFO in plain text (with `tls_required`), the
-//! client then starts the TLS handshake, and everything after is encrypted — unless
-//! `handshake_first`, where the handshake comes first and INFO follows inside TLS. With
-//! `verify`, clients must present a certificate signed by `ca_file`.
+//! Clients: nats-server's order is kept: the server sends INFO in plain text (with
+//! `tls_required`), the client then starts the TLS handshake, and everything after is
+//! encrypted — unless `handshake_first`, where the handshake comes first and INFO follows
+//! inside TLS. With `verify`, clients must present a certificate signed by `ca_file`.
+//!
+//! Routes (`cluster.tls`): the handshake comes first on both sides, and verification is mutual
+//! and mandatory, as in nats-server (each node is the other's client): the peer's certificate
+//! must be signed by `ca_file`, and a dialing node checks the name it dialed.
 
-use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 /// `tls { … }` / `--tls*` settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,13 +71,7 @@ pub fn acceptor(s: &TlsSettings) -> Result<TlsAcceptor, String> {
             .ca_file
             .as_ref()
             .ok_or("tls.verify needs a ca_file to verify client certificates against")?;
-        let mut roots = rustls::RootCertStore::empty();
-        for c in certs(ca)? {
-            roots
-                .add(c)
-                .map_err(|e| format!("invalid CA certificate in {}: {e}", ca.display()))?;
-        }
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider)
             .build()
             .map_err(|e| format!("cannot build the client certificate verifier: {e}"))?;
         builder.with_client_cert_verifier(verifier)
@@ -83,6 +82,41 @@ pub fn acceptor(s: &TlsSettings) -> Result<TlsAcceptor, String> {
         .with_single_cert(chain, key)
         .map_err(|e| format!("certificate and key do not form a valid pair: {e}"))?;
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+fn roots(ca: &Path) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certs(ca)? {
+        roots
+            .add(c)
+            .map_err(|e| format!("invalid CA certificate in {}: {e}", ca.display()))?;
+    }
+    Ok(roots)
+}
+
+/// Route TLS: the acceptor (peer certificates required, verified against `ca_file`) and the
+/// connector (the peer verified against `ca_file` and the dialed name; our certificate
+/// presented).
+pub fn route_tls(s: &TlsSettings) -> Result<(TlsAcceptor, TlsConnector), String> {
+    let ca = s
+        .ca_file
+        .as_ref()
+        .ok_or("cluster.tls needs a ca_file: route certificates are verified in both directions")?;
+    let acceptor = acceptor(&TlsSettings {
+        verify: true,
+        ..s.clone()
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain = certs(&s.cert_file)?;
+    let key = PrivateKeyDer::from_pem_file(&s.key_file)
+        .map_err(|e| format!("cannot read private key from {}: {e}", s.key_file.display()))?;
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup failed: {e}"))?
+        .with_root_certificates(roots(ca)?)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| format!("certificate and key do not form a valid pair: {e}"))?;
+    Ok((acceptor, TlsConnector::from(Arc::new(config))))
 }
 
 /// The acceptor for HTTPS monitoring: the same certificate, but no client certificate is

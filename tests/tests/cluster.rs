@@ -387,3 +387,19 @@ async fn monitoring_shows_routes_cluster_and_per_route_metrics() {
     );
     shutdown_all(nodes).await;
 }
+
+#[tokio::test]
+async fn a_reload_that_adds_a_seed_dials_it() {
+    let (pa, pb) = (free_port(), free_port());
+    let a = node(pa, &[]).await;
+    let b = node(pb, &[]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(a.route_peers().is_empty());
+    a.reload(node_opts(pa, &[pb]))
+        .expect("reload with a new seed");
+    eventually(Duration::from_secs(5), "the route to the new seed", || {
+        a.route_peers() == vec![b.server_id().to_string()]
+    })
+    .await;
+    shutdown_all(vec![a, b]).await;
+}

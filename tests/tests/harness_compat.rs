@@ -359,7 +359,8 @@ async fn nats_js_harness_generated_config_writes_the_ports_file() {
     let dir = TempDir::new("nats-js");
     let conf = format!(
         "host: \"127.0.0.1\"\nport: -1\nhttp: \"127.0.0.1:-1\"\nleafnodes {{\n  listen: \"127.0.0.1:-1\"\n}}\n\
-         server_tags [\n  id:abc\n]\nwebsocket {{\n  port: -1\n  no_tls: true\n}}\nports_file_dir: {}\n",
+         server_tags [\n  id:abc\n]\nwebsocket {{\n  port: -1\n  no_tls: true\n}}\nports_file_dir: {}\n\
+         cluster {{\n  name: c1\n  listen: \"127.0.0.1:-1\"\n}}\n",
         s(dir.path())
     );
     let file = dir.write("nats-server_abc.conf", &conf);
@@ -401,6 +402,19 @@ async fn nats_js_harness_generated_config_writes_the_ports_file() {
         .parse()
         .unwrap();
     assert!(port != 0 && http != 0, "{text}");
+    // The cluster URL (the harness's cluster tests read it to build route lists).
+    let cluster: u16 = ports["cluster"][0]
+        .as_str()
+        .and_then(|c| c.strip_prefix("nats://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no cluster URL on 127.0.0.1: {text}"))
+        .parse()
+        .unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(loopback(cluster))
+            .await
+            .is_ok(),
+        "nothing listens on the cluster port {cluster}"
+    );
 
     // The harness connects until it succeeds: the port serves clients.
     let (mut raw, info) = Raw::connect_info(loopback(port)).await;

@@ -27,10 +27,15 @@ const REPORT_EVERY: u32 = 60;
 /// Starts the route listener's accept loop and a dialer for every configured seed.
 pub(crate) fn start(srv: &Arc<ServerShared>, listener: TcpListener) {
     tokio::spawn(accept_loop(srv.clone(), listener));
-    for raw in &srv.opts().routes {
+    solicit_seeds(srv, &srv.opts().routes);
+}
+
+/// Starts a dialer for each configured seed (at start, and for seeds a reload added).
+pub(crate) fn solicit_seeds(srv: &Arc<ServerShared>, seeds: &[String]) {
+    for raw in seeds {
         match RouteUrl::parse(raw) {
             Ok(url) => {
-                tokio::spawn(solicit(srv.clone(), url, true, None));
+                tokio::spawn(solicit(srv.clone(), url, Some(raw.clone()), None));
             }
             Err(e) => tracing::error!("Ignoring route: {e}"),
         }
@@ -47,13 +52,71 @@ async fn accept_loop(srv: Arc<ServerShared>, listener: TcpListener) {
         match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                let (rd, wr) = stream.into_split();
-                tokio::spawn(route::run(srv.clone(), rd, wr, peer, Origin::Accepted));
+                tokio::spawn(serve_accepted(srv.clone(), stream, peer));
             }
             Err(e) => {
                 tracing::error!("Temporary Route Accept Error({e}), sleeping 100ms");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+        }
+    }
+}
+
+/// Runs an accepted route connection, after the TLS handshake when `cluster.tls` is set.
+async fn serve_accepted(srv: Arc<ServerShared>, stream: TcpStream, peer: SocketAddr) {
+    let Some(tls) = srv.cluster.tls() else {
+        let (rd, wr) = stream.into_split();
+        route::run(srv, rd, wr, peer, Origin::Accepted).await;
+        return;
+    };
+    match tokio::time::timeout(tls.timeout, tls.acceptor.accept(stream)).await {
+        Ok(Ok(s)) => {
+            let (rd, wr) = tokio::io::split(s);
+            route::run(srv, rd, wr, peer, Origin::Accepted).await;
+        }
+        Ok(Err(e)) => tracing::error!("{peer} - Route TLS handshake error: {e}"),
+        Err(_) => tracing::error!("{peer} - Route TLS handshake timeout"),
+    }
+}
+
+/// Runs a route we dialed, after the TLS handshake (checking the dialed name) when
+/// `cluster.tls` is set.
+async fn run_solicited(
+    srv: Arc<ServerShared>,
+    stream: TcpStream,
+    url: &RouteUrl,
+    explicit: bool,
+) -> Outcome {
+    let peer = stream
+        .peer_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let origin = Origin::Solicited {
+        url: url.clone(),
+        explicit,
+    };
+    let Some(tls) = srv.cluster.tls() else {
+        let (rd, wr) = stream.into_split();
+        return route::run(srv, rd, wr, peer, origin).await;
+    };
+    let name = match rustls_pki_types::ServerName::try_from(url.host.clone()) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!("Route {url}: {e}");
+            return Outcome::Refused;
+        }
+    };
+    match tokio::time::timeout(tls.timeout, tls.connector.connect(name, stream)).await {
+        Ok(Ok(s)) => {
+            let (rd, wr) = tokio::io::split(s);
+            route::run(srv, rd, wr, peer, origin).await
+        }
+        Ok(Err(e)) => {
+            tracing::error!("{peer} - Route TLS handshake error with {url}: {e}");
+            Outcome::Refused
+        }
+        Err(_) => {
+            tracing::error!("{peer} - Route TLS handshake timeout with {url}");
+            Outcome::NotEstablished
         }
     }
 }
@@ -86,14 +149,20 @@ async fn connect(srv: &ServerShared, url: &RouteUrl) -> std::io::Result<Option<T
     Ok(Some(stream))
 }
 
-/// Keeps a route to `url`: forever for a configured seed (`explicit`), `connect_retries`
-/// retries for a peer learnt by gossip (`implicit_id` is its server id).
+/// Keeps a route to `url`: for a configured seed (`seed`, its text in `routes`) as long as the
+/// configuration names it, for a peer learnt by gossip (`implicit_id` is its server id)
+/// `connect_retries` more times once it fails.
 pub(crate) async fn solicit(
     srv: Arc<ServerShared>,
     mut url: RouteUrl,
-    explicit: bool,
+    seed: Option<String>,
     implicit_id: Option<String>,
 ) {
+    let explicit = seed.is_some();
+    let still_configured = |srv: &ServerShared| match &seed {
+        Some(raw) => srv.opts().routes.contains(raw),
+        None => true,
+    };
     let opts = srv.opts();
     if url.user.is_none() && opts.cluster_user.is_some() {
         url.user = opts.cluster_user.clone();
@@ -109,21 +178,11 @@ pub(crate) async fn solicit(
     tokio::time::sleep(Duration::from_millis(rand::random_range(0..100))).await;
     let mut failures = 0u32;
     let mut attempts = 0u32;
-    while !shutdown.is_cancelled() && !srv.in_lame_duck() {
+    while !shutdown.is_cancelled() && !srv.in_lame_duck() && still_configured(&srv) {
         attempts += 1;
         tracing::debug!("Trying to connect to route on {}", url.host_port());
         let outcome = match connect(&srv, &url).await {
-            Ok(Some(stream)) => {
-                let peer = stream
-                    .peer_addr()
-                    .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-                let (rd, wr) = stream.into_split();
-                let origin = Origin::Solicited {
-                    url: url.clone(),
-                    explicit,
-                };
-                route::run(srv.clone(), rd, wr, peer, origin).await
-            }
+            Ok(Some(stream)) => run_solicited(srv.clone(), stream, &url, explicit).await,
             Ok(None) => {
                 tracing::debug!("Route {url} is this server, ignoring");
                 Outcome::SelfRoute
@@ -228,12 +287,7 @@ pub(crate) fn gossiped(
         url.pass = None;
     }
     tracing::debug!("Connecting to implicit route {url} ({server_id})");
-    tokio::spawn(solicit(
-        srv.clone(),
-        url,
-        false,
-        Some(server_id.to_string()),
-    ));
+    tokio::spawn(solicit(srv.clone(), url, None, Some(server_id.to_string())));
 }
 
 /// Whether the gossiped server is one of our configured seeds (compared as `host:port`, by

@@ -48,6 +48,24 @@ pub struct Cluster {
     next_rid: AtomicU64,
     /// Signalled whenever a route is registered or removed (dialers waiting on a duplicate).
     pub(crate) changed: tokio::sync::Notify,
+    /// Route TLS in force (`cluster.tls`), rebuilt on reload so renewed certificates apply to
+    /// new routes.
+    tls: RwLock<Option<Arc<RouteTls>>>,
+}
+
+/// TLS for routes: both sides handshake first, verifying each other.
+pub(crate) struct RouteTls {
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    pub connector: tokio_rustls::TlsConnector,
+    pub timeout: std::time::Duration,
+}
+
+impl std::fmt::Debug for RouteTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteTls")
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -89,6 +107,30 @@ impl Cluster {
         self.dynamic.store(dynamic, Ordering::Release);
         self.next_rid.store(1, Ordering::Relaxed);
         self.enabled.store(true, Ordering::Release);
+    }
+
+    /// Builds (or rebuilds) route TLS from `cluster.tls`.
+    pub(crate) fn configure_tls(
+        &self,
+        settings: Option<&crate::tls::TlsSettings>,
+    ) -> Result<(), String> {
+        let tls = match settings {
+            Some(s) => {
+                let (acceptor, connector) = crate::tls::route_tls(s)?;
+                Some(Arc::new(RouteTls {
+                    acceptor,
+                    connector,
+                    timeout: s.timeout,
+                }))
+            }
+            None => None,
+        };
+        *self.tls.write() = tls;
+        Ok(())
+    }
+
+    pub(crate) fn tls(&self) -> Option<Arc<RouteTls>> {
+        self.tls.read().clone()
     }
 
     pub fn is_enabled(&self) -> bool {

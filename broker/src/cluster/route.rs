@@ -563,6 +563,9 @@ pub(crate) fn info_line(srv: &ServerShared) -> Vec<u8> {
     if opts.cluster_user.is_some() {
         obj.insert("auth_required".into(), true.into());
     }
+    if opts.cluster_tls.is_some() {
+        obj.insert("tls_required".into(), true.into());
+    }
     if srv.in_lame_duck() {
         obj.insert("ldm".into(), true.into());
     }
@@ -584,7 +587,7 @@ fn connect_line(srv: &ServerShared, url: &RouteUrl) -> Vec<u8> {
         obj.insert("user".into(), u.clone().into());
         obj.insert("pass".into(), url.pass.clone().unwrap_or_default().into());
     }
-    obj.insert("tls_required".into(), false.into());
+    obj.insert("tls_required".into(), srv.cluster.tls().is_some().into());
     obj.insert("headers".into(), true.into());
     obj.insert("name".into(), srv.server_id.clone().into());
     obj.insert("cluster".into(), srv.cluster.name().into());

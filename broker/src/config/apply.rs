@@ -3,8 +3,8 @@
 //!
 //! - Keys nats-server does not know are errors (`unknown field "x"`), as in nats-server.
 //! - Keys of nats-server features nats-mini lacks and whose silent omission would drop data
-//!   guarantees or open access (JetStream, accounts, operator mode, mappings, nkey users,
-//!   cluster TLS) are refused with a message naming the key.
+//!   guarantees or open access (JetStream, accounts, operator mode, mappings, nkey users) are
+//!   refused with a message naming the key.
 //! - Listener blocks for protocols nats-mini does not serve (websocket, mqtt, gateway,
 //!   leafnodes) are accepted with a warning naming them: the official clients' test harnesses
 //!   put them in every config they generate.
@@ -452,13 +452,7 @@ fn apply_cluster(
                     }
                 }
             }
-            "tls" => {
-                return Err(ConfigError::for_key(
-                    &e.key_pos,
-                    k,
-                    "cluster.tls: TLS is not supported yet by nats-mini",
-                ));
-            }
+            "tls" => opts.cluster_tls = Some(parse_tls(v.as_map(k)?, warnings)?),
             "pool_size" | "compression" | "accounts" | "ping_interval" | "ping_max"
             | "write_deadline" | "write_timeout" | "connect_backoff" | "permissions" => {
                 warnings.push(warn(
@@ -657,6 +651,36 @@ mod tests {
         assert!(!o.routes.is_empty());
         assert!(o.cluster.is_some());
         assert!(o.pid_file.is_some() && o.log_file.is_some());
+    }
+
+    #[test]
+    fn cluster_block_with_tls_and_route_authorization() {
+        let (o, _) = load(
+            r#"
+            cluster {
+              name: east
+              listen: 0.0.0.0:7244
+              authorization { user: ruser, password: rpass, timeout: 1 }
+              tls { cert_file: "/certs/route.pem", key_file: "/certs/route-key.pem", ca_file: "/certs/ca.pem", timeout: 3 }
+              routes: [ nats-route://ruser:rpass@peer-0:7244, nats://peer-1:7244 ]
+              no_advertise: true
+              connect_retries: 4
+            }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(o.cluster, Some(("0.0.0.0".to_string(), 7244)));
+        assert_eq!(o.cluster_name.as_deref(), Some("east"));
+        assert_eq!(
+            (o.cluster_user.as_deref(), o.cluster_pass.as_deref()),
+            (Some("ruser"), Some("rpass"))
+        );
+        let t = o.cluster_tls.expect("cluster.tls");
+        assert_eq!(t.ca_file.as_deref(), Some(Path::new("/certs/ca.pem")));
+        assert_eq!(t.timeout, std::time::Duration::from_secs(3));
+        assert_eq!(o.routes.len(), 2);
+        assert!(o.no_advertise);
+        assert_eq!(o.connect_retries, 4);
     }
 
     #[test]
