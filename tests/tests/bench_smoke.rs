@@ -83,6 +83,31 @@ async fn pubsub_and_fanout_deliver_every_message_to_every_subscriber() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_run_publishes_on_one_node_and_subscribes_on_another() {
+    use nats_mini_e2e::cluster::node_opts;
+    use nats_mini_e2e::process::free_port;
+    let (pa, pb) = (free_port(), free_port());
+    let a = start(ServerBuilder::options(node_opts("bench", pa, &[pb]))).await;
+    let b = start(ServerBuilder::options(node_opts("bench", pb, &[pa]))).await;
+    eventually(Duration::from_secs(10), "the route", || {
+        a.route_peers().len() == 1 && b.route_peers().len() == 1
+    })
+    .await;
+    let mut c = config(&a, Scenario::PubSub);
+    c.servers.push(ServerUrl::parse(&b.client_url()).unwrap());
+    c.msgs = 5_000;
+    c.size = 32;
+    let r = run(&c).await;
+    assert_clean(&r);
+    assert_eq!((r.sent, r.received), (5_000, 5_000));
+    // Every message crossed the route: in on A from the client, in on B from the route.
+    assert_eq!(a.stats().in_msgs, 5_000);
+    assert_eq!(b.stats().in_msgs, 5_000);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_delivers_exactly_once_across_the_group() {
     let server = start(Server::builder()).await;
     let mut c = config(&server, Scenario::Queue);
