@@ -146,7 +146,7 @@ pub struct ServerShared {
 }
 
 impl ServerShared {
-    fn new(opts: Options) -> Self {
+    pub(crate) fn new(opts: Options) -> Self {
         let server_id = new_server_id();
         let server_name = opts
             .server_name

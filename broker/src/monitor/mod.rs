@@ -278,3 +278,26 @@ fn healthz(srv: &ServerShared, q: &Query) -> Result<Resp, String> {
     let b = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
     Ok(json_bytes(code, b))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    /// Before the startup self-check has passed (the server is not ready), `/healthz` answers
+    /// 500 with nats-server's error JSON, so probes keep the pod out of rotation.
+    #[tokio::test]
+    async fn healthz_fails_until_the_self_check_passed() {
+        let srv = ServerShared::new(crate::Options::ephemeral());
+        assert!(!srv.is_ready());
+        let r = healthz(&srv, &Query::parse("")).unwrap();
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            body.as_ref(),
+            br#"{"status":"error","error":"failed to be ready for connections: startup did not complete"}"#
+        );
+        // A bad parameter is refused whatever the state.
+        assert!(healthz(&srv, &Query::parse("js-enabled=maybe")).is_err());
+    }
+}
