@@ -597,6 +597,10 @@ impl ServerShared {
             }
             let mut info = self.client_info();
             info.ldm = ldm;
+            if ldm {
+                // Where to go instead: the other members only (nats-server's LDM INFO).
+                info.connect_urls = self.cluster.peer_client_urls();
+            }
             info.client_id = e.cid;
             info.client_ip = e.peer.ip().to_string();
             let mut buf = Vec::with_capacity(512);

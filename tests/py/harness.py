@@ -167,8 +167,15 @@ class Server:
     and nats-server no `-m`."""
 
     def __init__(
-        self, kind: str, options: dict[str, Any], binary: str | Path, monitor: bool = False
+        self,
+        kind: str,
+        options: dict[str, Any],
+        binary: str | Path,
+        monitor: bool = False,
+        extra_args: list[str] | None = None,
     ):
+        """extra_args: flags both servers take the same way (e.g. -cluster, -routes)."""
+        self.extra_args = list(extra_args or [])
         self.kind = kind
         self.options = dict(options)
         self.binary = str(binary)
@@ -188,7 +195,7 @@ class Server:
                 conf = self.dir / "server.conf"
                 conf.write_text(nats_server_config(self.options))
                 cmd += ["-c", str(conf)]
-            return cmd
+            return cmd + self.extra_args
         if self.kind == "nats-mini":
             return [
                 self.binary,
@@ -196,7 +203,7 @@ class Server:
                 f"127.0.0.1:{self.port}",
                 "--http",
                 f"127.0.0.1:{self.http_port}" if self.monitor else "off",
-            ] + nats_mini_args(self.options)
+            ] + nats_mini_args(self.options) + self.extra_args
         raise ValueError(self.kind)
 
     def start(self, attempts: int = 3) -> "Server":

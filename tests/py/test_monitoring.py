@@ -9,7 +9,8 @@ the comparisons check the test itself.  Property tests run against each
 server; /metrics exists on nats-mini only.
 
 Not covered here: `http_base_path` (needs a config file for nats-mini),
-/healthz before ready and during lame duck (later), slow consumers against
+/healthz before ready (a broker unit test: monitor::tests) and during lame duck
+(tests/tests/lame_duck_reload.rs), slow consumers against
 nats-server (its fast-producer stall makes provoking one take ~30 s; the
 /metrics test provokes one on nats-mini only).
 
@@ -879,6 +880,101 @@ def test_routez(wl, path: str) -> None:
     errs += compare_kinds(path, "routez", tops[0], tops[1])
     if set(tops[0]) != set(tops[1]):
         errs.append(f"{path}: keys nats-server {sorted(tops[0])} vs {wl[1].label} {sorted(tops[1])}")
+    assert not errs, "\n".join(errs)
+
+
+# Fields of one /routez route entry (monitor.go RouteInfo) and their Go types.
+ROUTE_FIELDS: dict[str, str] = {
+    "rid": "int", "remote_id": "string", "remote_name": "string", "did_solicit": "bool",
+    "is_configured": "bool", "ip": "string", "port": "int", "start": "time",
+    "last_activity": "time", "rtt": "go_dur", "uptime": "uptime", "idle": "uptime",
+    "pending_size": "int", "in_msgs": "int", "out_msgs": "int", "in_bytes": "int",
+    "out_bytes": "int", "subscriptions": "int", "subscriptions_list": "list",
+}
+
+
+def _two_node_cluster(kind: str) -> tuple[harness.Server, harness.Server]:
+    """Two servers of `kind` routed to each other, started with the same flags (nats-mini
+    takes nats-server's -cluster, --cluster_name and -routes)."""
+    binary = harness.nats_server_bin() if kind == REF else binary_for(kind)
+    c1, c2 = harness.free_port(), harness.free_port()
+
+    def flags(own: int, peer: int) -> list[str]:
+        return ["-cluster", f"nats://127.0.0.1:{own}", "--cluster_name", "mon",
+                "-routes", f"nats://127.0.0.1:{peer}"]
+
+    a = harness.Server(kind, COMMON_OPTIONS, binary, monitor=True, extra_args=flags(c1, c2)).start()
+    try:
+        b = harness.Server(kind, COMMON_OPTIONS, binary, monitor=True, extra_args=flags(c2, c1)).start()
+    except BaseException:
+        a.stop()
+        raise
+    return a, b
+
+
+def _route_to(a: harness.Server, b_id: str, subject: str, timeout: float = 10.0) -> dict:
+    """a's /routez?subs=1 entry for the route to b that carries b's interest in `subject`
+    (nats-server 2.10+ opens a pool of routes per peer; the account's route carries it)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = get_json(a, "/routez?subs=1")
+        for r in last.get("routes") or []:
+            if r.get("remote_id") == b_id and subject in (r.get("subscriptions_list") or []):
+                return r
+        time.sleep(0.1)
+    raise AssertionError(f"no route to {b_id} carrying {subject}: {last}")
+
+
+def test_routez_and_varz_cluster_of_a_two_node_cluster(pytestconfig: pytest.Config) -> None:
+    """A route's /routez entry and /varz cluster fields, nats-server vs nats-mini: the same
+    fields with the same JSON kinds, and counters that follow the traffic (3 messages of 5
+    bytes forwarded from a to b's subscriber)."""
+    entries, varzs = {}, {}
+    for kind in (REF, sut_kind(pytestconfig)):
+        a, b = _two_node_cluster(kind)
+        try:
+            b_id = get_json(b, "/varz")["server_id"]
+            sub = harness.RawConn(b.port)
+            sub.wait_first_line()
+            sub.send(b'CONNECT {"verbose":false}\r\nSUB mon.x 1\r\nPING\r\n')
+            pub = harness.RawConn(a.port)
+            pub.wait_first_line()
+            _route_to(a, b_id, "mon.x")
+            pub.send(b'CONNECT {"verbose":false}\r\n' + b"PUB mon.x 5\r\nhello\r\n" * 3 + b"PING\r\n")
+            assert sub.wait(lambda: bytes(sub.buf).count(b"MSG mon.x 1 5") == 3, 10), kind
+            deadline = time.monotonic() + 5
+            while True:
+                r = _route_to(a, b_id, "mon.x")
+                if r["out_msgs"] >= 3 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            entries[kind], varzs[kind] = r, get_json(a, "/varz")
+            sub.close()
+            pub.close()
+        finally:
+            a.stop()
+            b.stop()
+    errs = []
+    for kind, r in entries.items():
+        for k, rule in ROUTE_FIELDS.items():
+            if k not in r:
+                errs.append(f"{kind}: route entry lacks {k!r}: {r}")
+            elif not type_ok(rule, r[k]):
+                errs.append(f"{kind}: route {k}={r[k]!r} is not a {rule}")
+        if (r.get("out_msgs"), r.get("out_bytes")) != (3, 15):
+            errs.append(f"{kind}: route out_msgs/out_bytes {r.get('out_msgs')}/{r.get('out_bytes')}, want 3/15")
+        cl = varzs[kind]["cluster"]
+        for k in ("name", "addr", "cluster_port", "urls"):
+            if k not in cl:
+                errs.append(f"{kind}: varz cluster lacks {k!r}: {cl}")
+        if cl.get("name") != "mon" or varzs[kind]["routes"] < 1:
+            errs.append(f"{kind}: varz cluster {cl}, routes {varzs[kind]['routes']}")
+    kinds = list(entries)
+    for k in set(entries[kinds[0]]) & set(entries[kinds[1]]):
+        a, b = json_kind(entries[kinds[0]][k]), json_kind(entries[kinds[1]][k])
+        if a != b:
+            errs.append(f"route {k}: {kinds[0]} {a} vs {kinds[1]} {b}")
     assert not errs, "\n".join(errs)
 
 

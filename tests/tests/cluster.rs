@@ -403,3 +403,59 @@ async fn a_reload_that_adds_a_seed_dials_it() {
     .await;
     shutdown_all(vec![a, b]).await;
 }
+
+#[tokio::test]
+async fn lame_duck_points_clients_at_the_other_members_and_peers_forget_its_urls() {
+    use nats_mini_e2e::Raw;
+    let ports: Vec<u16> = (0..2).map(|_| free_port()).collect();
+    let mut nodes = Vec::new();
+    for p in &ports {
+        let mut o = node_opts(*p, &ports);
+        o.lame_duck_duration = Duration::from_secs(2);
+        o.lame_duck_grace_period = Duration::from_secs(1);
+        nodes.push(start(nats_mini::ServerBuilder::options(o)).await);
+    }
+    wait_mesh(&nodes).await;
+    let b_url = format!("127.0.0.1:{}", nodes[1].client_addr().port());
+    let a_url = format!("127.0.0.1:{}", nodes[0].client_addr().port());
+    let hello = r#"{"verbose":false,"protocol":1}"#;
+    let mut on_a = nats_mini_e2e::raw_connected(nodes[0].client_addr(), hello).await;
+    let mut on_b = nats_mini_e2e::raw_connected(nodes[1].client_addr(), hello).await;
+    // Both members' URLs are advertised while both are up.
+    let (_, info) = Raw::connect_info(nodes[1].client_addr()).await;
+    let urls: Vec<String> = serde_json::from_value(info["connect_urls"].clone()).unwrap();
+    assert!(urls.contains(&a_url) && urls.contains(&b_url), "{urls:?}");
+
+    let a = nodes.remove(0);
+    let drain = tokio::spawn(async move { a.lame_duck().await });
+    // A's client: ldm, and only B to go to.
+    let info = next_info(&mut on_a, |i| i["ldm"] == true).await;
+    assert_eq!(info["connect_urls"], serde_json::json!([b_url]));
+    // B's client: an async INFO without A's URL.
+    next_info(&mut on_b, |i| {
+        !i["connect_urls"]
+            .as_array()
+            .is_some_and(|u| u.iter().any(|x| x == a_url.as_str()))
+    })
+    .await;
+    within(Duration::from_secs(10), "the drain", drain)
+        .await
+        .unwrap();
+    shutdown_all(nodes).await;
+}
+
+/// Reads lines until an INFO whose JSON satisfies `want` (panics after [`T`] per line).
+async fn next_info(
+    raw: &mut nats_mini_e2e::Raw,
+    want: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    loop {
+        let line = raw.read_line(T).await;
+        if line.starts_with(b"INFO ") {
+            let info = nats_mini_e2e::parse_info_line(&line);
+            if want(&info) {
+                return info;
+            }
+        }
+    }
+}
