@@ -12,6 +12,8 @@ pub struct ServerStats {
     pub total_connections: AtomicU64,
     pub slow_consumers: AtomicU64,
     pub stale_connections: AtomicU64,
+    /// Times a publishing client waited for a receiver to drain (the fast-producer stall).
+    pub stalls: AtomicU64,
 }
 
 /// Totals gathered during one read buffer, published with [`ServerStats::add`].
@@ -33,6 +35,7 @@ pub struct StatsSnapshot {
     pub total_connections: u64,
     pub slow_consumers: u64,
     pub stale_connections: u64,
+    pub stalls: u64,
 }
 
 impl ServerStats {
@@ -66,6 +69,7 @@ impl ServerStats {
             total_connections: self.total_connections.load(Ordering::Relaxed),
             slow_consumers: self.slow_consumers.load(Ordering::Relaxed),
             stale_connections: self.stale_connections.load(Ordering::Relaxed),
+            stalls: self.stalls.load(Ordering::Relaxed),
         }
     }
 }

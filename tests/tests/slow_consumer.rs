@@ -1,5 +1,6 @@
 //! Slow consumers: a subscriber that stops reading is cut off (silently, no `-ERR`) while a
-//! healthy subscriber on the same subject receives every message and the publisher keeps going.
+//! healthy subscriber on the same subject receives every message and the publisher keeps going
+//! (after the bounded fast-producer stall on the way).
 //!
 //! The slow subscriber is a raw socket with a small receive buffer that subscribes and then
 //! never reads. The healthy one is a real async-nats client. The publisher is paced by the
@@ -176,6 +177,13 @@ async fn slow_consumer_over_max_pending_is_cut_off_and_others_are_unaffected() {
     assert!(
         server.stats().slow_consumers >= 1,
         "no slow consumer counted: {:?}",
+        server.stats()
+    );
+    // On its way from 3/4 of max_pending to the limit, the stuck one raised its stall gate and
+    // the publisher waited for it (briefly, bounded) before going on: the fast-producer stall.
+    assert!(
+        server.stats().stalls >= 1,
+        "the publisher never stalled: {:?}",
         server.stats()
     );
     assert_closed_silently(stuck).await;

@@ -673,6 +673,9 @@ where
                 };
                 let res = parser.parse(&buf[..n], &mut conn);
                 conn.d.flush_receivers();
+                // Routes never stall (nats-server stalls client producers only): a peer must
+                // not be slowed by one slow local subscriber.
+                conn.d.stalled.clear();
                 srv.stats.add(&conn.d.batch);
                 if let Some(e) = &conn.entry {
                     e.in_msgs.fetch_add(conn.d.batch.in_msgs, Ordering::Relaxed);

@@ -717,6 +717,13 @@ pub(crate) async fn run_conn<R, W>(
                 entry.in_bytes.fetch_add(conn.d.batch.in_bytes, Ordering::Relaxed);
                 out.last_activity.store(unix_nanos(std::time::SystemTime::now()), Ordering::Relaxed);
                 conn.d.batch = BatchStats::default();
+                if !conn.d.stalled.is_empty() {
+                    let stalls = crate::conn::outbound::stall(&mut conn.d.stalled).await;
+                    if stalls > 0 {
+                        srv.stats.stalls.fetch_add(stalls, Ordering::Relaxed);
+                        entry.stalls.fetch_add(stalls, Ordering::Relaxed);
+                    }
+                }
                 if let Err(stop) = res {
                     break Some(match stop {
                         ParseStop::Proto(e) => proto_close(e),

@@ -32,6 +32,8 @@ pub(crate) struct Deliverer {
     routes: Vec<Arc<Outbound>>,
     /// Queue groups whose member was picked on a route: (index into `routes`, group name).
     route_queues: Vec<(usize, Bytes)>,
+    /// Receivers this batch pushed past their stall gate (see [`crate::conn::outbound::stall`]).
+    pub stalled: Vec<Arc<Outbound>>,
 }
 
 impl Deliverer {
@@ -42,6 +44,7 @@ impl Deliverer {
             rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
             routes: Vec::new(),
             route_queues: Vec::new(),
+            stalled: Vec::new(),
         }
     }
 
@@ -107,6 +110,9 @@ impl Deliverer {
             Enqueued::Ok(wake) => {
                 if wake {
                     self.flush.push(receiver.clone());
+                }
+                if receiver.stalling() {
+                    self.note_stalling(receiver);
                 }
                 self.batch.out_msgs += 1;
                 self.batch.out_bytes += size as u64;
@@ -244,6 +250,13 @@ impl Deliverer {
         0
     }
 
+    #[cold]
+    fn note_stalling(&mut self, receiver: &Arc<Outbound>) {
+        if !self.stalled.iter().any(|r| Arc::ptr_eq(r, receiver)) {
+            self.stalled.push(receiver.clone());
+        }
+    }
+
     fn route_index(&mut self, out: &Arc<Outbound>) -> usize {
         match self.routes.iter().position(|r| Arc::ptr_eq(r, out)) {
             Some(i) => i,
@@ -271,6 +284,9 @@ impl Deliverer {
                 Enqueued::Ok(wake) => {
                     if wake {
                         self.flush.push(route.clone());
+                    }
+                    if route.stalling() && !self.stalled.iter().any(|r| Arc::ptr_eq(r, route)) {
+                        self.stalled.push(route.clone());
                     }
                     self.batch.out_msgs += 1;
                     self.batch.out_bytes += size as u64;

@@ -61,6 +61,8 @@ pub struct ClientEntry {
     /// Last measured round-trip time in nanoseconds (0 until measured).
     pub rtt_ns: AtomicU64,
     pub num_subs: AtomicU64,
+    /// Times this client, publishing, waited for a receiver to drain (fast-producer stall).
+    pub stalls: AtomicU64,
     /// The client said `protocol: 1` in CONNECT: it understands async INFO (lame duck,
     /// cluster membership changes).
     pub async_info: std::sync::atomic::AtomicBool,
@@ -91,6 +93,7 @@ impl ClientEntry {
             in_bytes: AtomicU64::new(0),
             rtt_ns: AtomicU64::new(0),
             num_subs: AtomicU64::new(0),
+            stalls: AtomicU64::new(0),
             async_info: std::sync::atomic::AtomicBool::new(false),
             creds: Mutex::new(None),
         }
@@ -118,6 +121,7 @@ impl ClientEntry {
             out_msgs,
             out_bytes,
             num_subs: num_subs.unwrap_or_else(|| self.num_subs.load(Ordering::Relaxed)),
+            stalls: self.stalls.load(Ordering::Relaxed),
             desc: self.desc.lock().clone(),
             subs,
         }
@@ -151,6 +155,7 @@ pub struct ConnSnapshot {
     pub out_msgs: u64,
     pub out_bytes: u64,
     pub num_subs: u64,
+    pub stalls: u64,
     pub desc: ClientDesc,
     pub subs: Vec<SubSnapshot>,
 }

@@ -12,12 +12,17 @@
 //!   state) and writes outside the lock, under the write deadline.
 //! - `pending` counts queued plus in-flight bytes; crossing `max_pending` closes the receiver as a
 //!   slow consumer at once, silently, as nats-server does.
+//! - Past 3/4 of `max_pending` the receiver raises its stall gate: a publishing client that
+//!   delivered to it waits briefly (bounded, see [`stall`]) before reading more, so a receiver that
+//!   is merely slower than its producer catches up instead of being cut off (nats-server's
+//!   fast-producer stall).
 
 use crate::conn::Close;
 use crate::error::ClosedReason;
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -57,7 +62,22 @@ pub struct Outbound {
     /// Unix time in nanoseconds of the last read or completed write (`/connz`
     /// `last_activity`); the writer stores it once per batch.
     pub last_activity: AtomicU64,
+    /// The stall gate: [`GATE_OPEN`], [`GATE_STALL`] (pending past 3/4 of `max_pending`) or
+    /// [`GATE_FULL`] (past 7/8). Set by producers under the queue lock, cleared by the writer.
+    gate: AtomicU8,
+    /// Signalled when the writer has drained the queue below the gate.
+    drained: Notify,
 }
+
+const GATE_OPEN: u8 = 0;
+const GATE_STALL: u8 = 1;
+const GATE_FULL: u8 = 2;
+
+/// How long a producer waits for one receiver past the gate (longer when it is nearly full),
+/// and in total per read buffer: nats-server 2.10+'s values.
+const STALL_WAIT: Duration = Duration::from_millis(2);
+const STALL_WAIT_FULL: Duration = Duration::from_millis(5);
+const STALL_BUDGET: Duration = Duration::from_millis(10);
 
 /// The result of appending one delivery.
 #[derive(Debug, PartialEq, Eq)]
@@ -82,6 +102,24 @@ impl Outbound {
             last_activity: AtomicU64::new(crate::conn::entry::unix_nanos(
                 std::time::SystemTime::now(),
             )),
+            gate: AtomicU8::new(GATE_OPEN),
+            drained: Notify::new(),
+        }
+    }
+
+    /// Whether producers should give this receiver a moment to drain.
+    #[inline]
+    pub fn stalling(&self) -> bool {
+        self.gate.load(Ordering::Relaxed) != GATE_OPEN
+    }
+
+    fn gate_for(&self, pending: usize) -> u8 {
+        if pending > self.max_pending / 8 * 7 {
+            GATE_FULL
+        } else if pending > self.max_pending / 4 * 3 {
+            GATE_STALL
+        } else {
+            GATE_OPEN
         }
     }
 
@@ -107,6 +145,10 @@ impl Outbound {
             return Enqueued::SlowConsumer;
         }
         q.pending += added;
+        let gate = self.gate_for(q.pending);
+        if gate != GATE_OPEN {
+            self.gate.store(gate, Ordering::Relaxed);
+        }
         if let Some(n) = payload {
             q.msgs += 1;
             q.bytes += n as u64;
@@ -210,10 +252,52 @@ impl Outbound {
             if spare.capacity() > KEEP_CAPACITY {
                 spare = Vec::new();
             }
-            self.queue.lock().pending -= n;
+            let pending = {
+                let mut q = self.queue.lock();
+                q.pending -= n;
+                q.pending
+            };
+            if self.stalling() && self.gate_for(pending) == GATE_OPEN {
+                self.gate.store(GATE_OPEN, Ordering::Relaxed);
+                self.drained.notify_waiters();
+            }
         }
+        // Nobody should wait on a connection that is gone.
+        self.gate.store(GATE_OPEN, Ordering::Relaxed);
+        self.drained.notify_waiters();
         let _ = tokio::time::timeout(deadline, sink.shutdown()).await;
     }
+}
+
+/// The fast-producer stall: after a read buffer, a publishing client waits for the receivers it
+/// pushed past their stall gate to drain, at most [`STALL_WAIT`] each ([`STALL_WAIT_FULL`] when
+/// nearly full) and [`STALL_BUDGET`] in all. Not reading meanwhile is the point: the producer's
+/// socket pushes back on the publisher. Returns how many receivers it waited for. `receivers` is
+/// left empty.
+pub async fn stall(receivers: &mut Vec<Arc<Outbound>>) -> u64 {
+    let start = Instant::now();
+    let mut stalls = 0;
+    for r in receivers.drain(..) {
+        let spent = start.elapsed();
+        if spent >= STALL_BUDGET {
+            break;
+        }
+        let notified = r.drained.notified();
+        tokio::pin!(notified);
+        // Register before re-checking, so a drain in between is not missed.
+        notified.as_mut().enable();
+        let wait = match r.gate.load(Ordering::Relaxed) {
+            GATE_OPEN => continue,
+            GATE_STALL => STALL_WAIT,
+            _ => STALL_WAIT_FULL,
+        };
+        if r.is_closed() {
+            continue;
+        }
+        stalls += 1;
+        let _ = tokio::time::timeout(wait.min(STALL_BUDGET - spent), notified).await;
+    }
+    stalls
 }
 
 /// Writes all of `buf`, allowing each individual write `deadline` to make progress: the deadline
@@ -288,6 +372,58 @@ mod tests {
         assert_eq!(
             q.closing.map(|c| c.reason),
             Some(ClosedReason::StaleConnection)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_stall_gate_rises_past_three_quarters_and_falls_when_drained() {
+        let o = std::sync::Arc::new(Outbound::new(1000));
+        o.enqueue(None, |b| b.extend_from_slice(&[b'x'; 700]));
+        assert!(!o.stalling());
+        o.enqueue(None, |b| b.extend_from_slice(&[b'x'; 100]));
+        assert!(o.stalling());
+        // A producer stalls on it until the writer drains it.
+        let mut receivers = vec![o.clone()];
+        let (client, mut reader) = tokio::io::duplex(4096);
+        let w = {
+            let o = o.clone();
+            tokio::spawn(async move { o.write_loop(client, Duration::from_secs(1), None).await })
+        };
+        o.wake();
+        let stalls = stall(&mut receivers).await;
+        assert!(receivers.is_empty());
+        assert!(stalls <= 1);
+        let mut got = vec![0u8; 800];
+        tokio::io::AsyncReadExt::read_exact(&mut reader, &mut got)
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while o.stalling() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .expect("the gate falls once drained");
+        // A receiver with an open gate costs nothing.
+        let mut receivers = vec![o.clone()];
+        assert_eq!(stall(&mut receivers).await, 0);
+        o.close(Close::silent(ClosedReason::ClientClosed));
+        w.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_stall_is_bounded_when_the_receiver_never_drains() {
+        let o = std::sync::Arc::new(Outbound::new(1000));
+        o.enqueue(None, |b| b.extend_from_slice(&[b'x'; 900]));
+        let mut receivers = vec![o.clone(), o.clone(), o.clone(), o.clone(), o.clone()];
+        let t = Instant::now();
+        let stalls = stall(&mut receivers).await;
+        // 5 ms each (nearly full), 10 ms in all: two waits, then the budget is spent.
+        assert!(stalls >= 2 && stalls <= 3, "{stalls}");
+        assert!(
+            t.elapsed() < Duration::from_millis(200),
+            "{:?}",
+            t.elapsed()
         );
     }
 

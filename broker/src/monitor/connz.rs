@@ -78,6 +78,9 @@ pub struct ConnInfo {
     pub out_msgs: u64,
     pub in_bytes: u64,
     pub out_bytes: u64,
+    /// Fast-producer stalls (nats-server omits it while zero).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub stalls: u64,
     pub subscriptions: u64,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub name: String,
@@ -241,6 +244,7 @@ pub fn connz(srv: &ServerShared, q: &Query) -> Result<Connz, String> {
                 out_msgs: c.out_msgs,
                 in_bytes: c.in_bytes,
                 out_bytes: c.out_bytes,
+                stalls: c.stalls,
                 subscriptions: c.num_subs,
                 name: c.desc.name.clone(),
                 lang: c.desc.lang.clone(),

@@ -206,7 +206,7 @@ pub fn varz(srv: &ServerShared) -> Varz {
         out_client_bytes: st.out_bytes,
         slow_consumers: st.slow_consumers,
         stale_connections: st.stale_connections,
-        stalled_clients: 0,
+        stalled_clients: st.stalls,
         subscriptions: srv.sublist.count(),
         http_req_stats: srv
             .monitor
