@@ -418,13 +418,10 @@ mod tests {
         let mut receivers = vec![o.clone(), o.clone(), o.clone(), o.clone(), o.clone()];
         let t = Instant::now();
         let stalls = stall(&mut receivers).await;
-        // 5 ms each (nearly full), 10 ms in all: two waits, then the budget is spent.
-        assert!((2..=3).contains(&stalls), "{stalls}");
-        assert!(
-            t.elapsed() < Duration::from_millis(200),
-            "{:?}",
-            t.elapsed()
-        );
+        // 5 ms each (nearly full), 10 ms in all: the budget is spent after two waits (one if
+        // the machine was slow to wake us), never all five.
+        assert!((1..=3).contains(&stalls), "{stalls}");
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     }
 
     #[tokio::test]
