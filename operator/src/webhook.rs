@@ -2,13 +2,20 @@
 //! nats-mini broker on `127.0.0.1:4222`, so an application talks NATS without knowing where
 //! the cluster is.
 //!
-//! # What the pod author writes (pod template annotations)
+//! # What the pod author writes (pod template labels and annotations)
 //!
-//! | annotation | values | effect |
+//! | key | values | effect |
 //! |---|---|---|
-//! | [`INJECT`] `nats-mini.io/inject` | `"true"` / `"enabled"` | opt in; anything else, or absent: the pod is left alone |
+//! | [`INJECT`] `nats-mini.io/inject`, a **label** | `"true"` / `"enabled"` | opt in; anything else: the pod is left alone, whatever the annotation says |
+//! | [`INJECT`] `nats-mini.io/inject`, an annotation | `"true"` / `"enabled"` | opt in, read only when the pod has no such label |
 //! | [`MODE`] `nats-mini.io/sidecar-mode` | `native` (default) / `classic` | native: an init container with `restartPolicy: Always` (Kubernetes ≥ 1.29 by default), so it starts first, has a startup probe and never blocks a Job's completion; classic: one more regular container, for clusters without native sidecars |
 //! | [`INJECTED`] `nats-mini.io/injected` | written by the webhook | idempotency marker: a pod carrying it is never mutated again (reinvocation, UPDATE) |
+//!
+//! The label is the opt-in to use: a MutatingWebhookConfiguration can select pods only by
+//! their labels (`objectSelector`), so the chart's and deploy/'s configurations send the
+//! apiserver here only for pods labelled `nats-mini.io/inject` `true`/`enabled`, and every other
+//! pod is created without waiting on the operator. The annotation is honoured for a
+//! configuration that selects pods more broadly (no `objectSelector`).
 //!
 //! # What is injected
 //!
@@ -33,8 +40,10 @@ use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use serde_json::{Value, json};
 
-/// Opt-in annotation.
+/// Opt-in label (what the webhook configurations select on) and annotation.
 pub const INJECT: &str = "nats-mini.io/inject";
+/// Values of [`INJECT`] that opt in.
+pub const INJECT_VALUES: [&str; 2] = ["true", "enabled"];
 /// `native` or `classic`.
 pub const MODE: &str = "nats-mini.io/sidecar-mode";
 /// Marker the webhook writes on every pod it mutated.
@@ -82,18 +91,27 @@ pub enum Mode {
     Classic,
 }
 
-fn annotation<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
-    pod.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(key))
-        .map(String::as_str)
+fn lookup<'a>(
+    map: &'a Option<std::collections::BTreeMap<String, String>>,
+    key: &str,
+) -> Option<&'a str> {
+    map.as_ref().and_then(|m| m.get(key)).map(String::as_str)
 }
 
-/// Whether the pod opted in and is not injected yet.
+fn annotation<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
+    lookup(&pod.metadata.annotations, key)
+}
+
+fn label<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
+    lookup(&pod.metadata.labels, key)
+}
+
+/// Whether the pod opted in and is not injected yet. The [`INJECT`] label decides when the pod
+/// has it (so `nats-mini.io/inject: "false"` as a label opts out even with the annotation set);
+/// the annotation only when it has not.
 pub fn wants_injection(pod: &Pod) -> bool {
-    matches!(annotation(pod, INJECT), Some("true" | "enabled"))
-        && annotation(pod, INJECTED).is_none()
+    let opt_in = label(pod, INJECT).or_else(|| annotation(pod, INJECT));
+    opt_in.is_some_and(|v| INJECT_VALUES.contains(&v)) && annotation(pod, INJECTED).is_none()
 }
 
 /// The injected container.
@@ -157,12 +175,16 @@ pub fn mutate(pod: &Pod, cfg: &SidecarConfig) -> Result<Option<json_patch::Patch
     {
         return Err(WebhookError::NameTaken);
     }
-    // The opt-in annotation exists, so /metadata/annotations does too.
-    let mut ops = vec![json!({
-        "op": "add",
-        "path": format!("/metadata/annotations/{}", escape(INJECTED)),
-        "value": "true",
-    })];
+    // A pod that opted in by label alone may have no annotations at all.
+    let mut ops = vec![if pod.metadata.annotations.is_some() {
+        json!({
+            "op": "add",
+            "path": format!("/metadata/annotations/{}", escape(INJECTED)),
+            "value": "true",
+        })
+    } else {
+        json!({"op": "add", "path": "/metadata/annotations", "value": {INJECTED: "true"}})
+    }];
     for (i, c) in spec.containers.iter().enumerate() {
         let env = c.env.as_deref().unwrap_or_default();
         if env.iter().any(|e| e.name == "NATS_URL") {
@@ -416,6 +438,65 @@ mod tests {
                 mutate(&pod(a.clone(), spec.clone()), &SidecarConfig::default()),
                 Ok(None),
                 "{a}"
+            );
+        }
+    }
+
+    fn labelled(labels: Value, annotations: Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"generateName": "app-", "labels": labels, "annotations": annotations},
+            "spec": {"containers": [{"name": "app", "image": "a"}]},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_label_opts_in_and_a_pod_without_annotations_gets_the_marker() {
+        for value in INJECT_VALUES {
+            let p = labelled(json!({INJECT: value, "app": "orders"}), json!(null));
+            assert!(p.metadata.annotations.is_none());
+            let out = apply(&p, &mutate(&p, &SidecarConfig::default()).unwrap().unwrap());
+            assert_eq!(out["metadata"]["annotations"], json!({INJECTED: "true"}));
+            assert_eq!(out["spec"]["initContainers"][0]["name"], SIDECAR_NAME);
+            let again: Pod = serde_json::from_value(out).unwrap();
+            assert_eq!(
+                mutate(&again, &SidecarConfig::default()),
+                Ok(None),
+                "{value}"
+            );
+        }
+        // Label plus other annotations (the mode among them): the marker joins them.
+        let p = labelled(json!({INJECT: "true"}), json!({MODE: "classic"}));
+        let out = apply(&p, &mutate(&p, &SidecarConfig::default()).unwrap().unwrap());
+        assert_eq!(
+            out["metadata"]["annotations"],
+            json!({MODE: "classic", INJECTED: "true"})
+        );
+        assert_eq!(out["spec"]["containers"][1]["name"], SIDECAR_NAME);
+    }
+
+    #[test]
+    fn the_label_wins_over_the_annotation() {
+        // (labels, annotations, injected?)
+        let cases = [
+            (json!({INJECT: "false"}), json!({INJECT: "true"}), false),
+            (
+                json!({INJECT: "disabled"}),
+                json!({INJECT: "enabled"}),
+                false,
+            ),
+            (json!({INJECT: "true"}), json!({INJECT: "false"}), true),
+            (json!({"other": "x"}), json!({INJECT: "true"}), true),
+            (json!({INJECT: "True"}), json!(null), false),
+            (json!({INJECT: "true"}), json!({INJECTED: "true"}), false),
+        ];
+        for (labels, annotations, want) in cases {
+            let p = labelled(labels.clone(), annotations.clone());
+            assert_eq!(wants_injection(&p), want, "{labels} {annotations}");
+            assert_eq!(
+                mutate(&p, &SidecarConfig::default()).unwrap().is_some(),
+                want,
+                "{labels} {annotations}"
             );
         }
     }

@@ -1,6 +1,9 @@
 //! deploy/: the kustomization, the operator's install manifest (least-privilege RBAC, a
-//! leader-elected Deployment with 2 replicas, a metrics Service) and its equality with what
-//! the chart renders with `operator.enabled`.
+//! leader-elected Deployment with 2 replicas, a metrics Service), the sidecar-injection
+//! webhook component (deploy/webhook/: Service, cert-manager Issuer and Certificate,
+//! MutatingWebhookConfiguration and a JSON 6902 patch of the Deployment, applied here as
+//! kustomize applies it), and their equality with what the chart renders with
+//! `operator.enabled` (webhook off) and with the webhook on cert-manager.
 
 mod chart_support;
 mod common;
@@ -13,8 +16,13 @@ use serde_json::{Value, json};
 const NAMESPACE: &str = "nats-mini-system";
 
 fn deploy_objects() -> Vec<Value> {
-    let text = std::fs::read_to_string(repo_root().join("deploy").join("operator.yaml"))
-        .expect("deploy/operator.yaml");
+    yaml_objects("operator.yaml")
+}
+
+/// The documents of `deploy/<path>`.
+fn yaml_objects(path: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(repo_root().join("deploy").join(path))
+        .unwrap_or_else(|e| panic!("deploy/{path}: {e}"));
     serde_yaml::Deserializer::from_str(&text)
         .map(|doc| {
             let v = serde_yaml::Value::deserialize(doc).expect("YAML");
@@ -323,18 +331,13 @@ fn without_helm_labels(mut obj: Value) -> Value {
     obj
 }
 
-#[test]
-fn chart_with_operator_enabled_renders_deploy_operator_yaml() {
+/// Fails unless the chart renders every object of `manifest` (but the Namespace) equal apart
+/// from Helm's labels, and no other operator object.
+fn assert_chart_renders(values: Value, manifest: &[Value], what: &str) {
     // Release nats-mini in nats-mini-system gives the names and namespace of the plain
     // manifest; only the Namespace object is the manifest's alone (Helm installs into an
     // existing or --create-namespace namespace).
-    let chart = helm_template(
-        "nats-mini",
-        NAMESPACE,
-        &[],
-        json!({"operator": {"enabled": true}}),
-    );
-    let manifest = deploy_objects();
+    let chart = helm_template("nats-mini", NAMESPACE, &[], values);
     let mut problems = Vec::new();
     for want in manifest.iter().filter(|o| o["kind"] != "Namespace") {
         let kind = want["kind"].as_str().expect("kind");
@@ -343,7 +346,7 @@ fn chart_with_operator_enabled_renders_deploy_operator_yaml() {
         let want = without_helm_labels(want.clone());
         if got != want {
             problems.push(format!(
-                "{kind} {name}:\n deploy/operator.yaml: {}\n chart: {}",
+                "{kind} {name}:\n {what}: {}\n chart: {}",
                 serde_json::to_string(&want).expect("json"),
                 serde_json::to_string(&got).expect("json")
             ));
@@ -354,10 +357,166 @@ fn chart_with_operator_enabled_renders_deploy_operator_yaml() {
         .iter()
         .filter(|o| o["metadata"]["labels"]["app.kubernetes.io/name"] == "nats-mini-operator")
         .count();
+    let namespaces = manifest.iter().filter(|o| o["kind"] == "Namespace").count();
     assert_eq!(
         operator_objects,
-        manifest.len() - 1,
-        "the chart renders operator objects the manifest lacks"
+        manifest.len() - namespaces,
+        "the chart renders operator objects {what} lacks"
     );
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn chart_with_operator_enabled_renders_deploy_operator_yaml() {
+    assert_chart_renders(
+        json!({"operator": {"enabled": true, "webhook": {"enabled": false}}}),
+        &deploy_objects(),
+        "deploy/operator.yaml",
+    );
+}
+
+/// deploy/ with the webhook component: operator.yaml with the component's patch applied to
+/// its target, plus the component's resources (what `kustomize build` gives with
+/// `components: [webhook]`).
+fn with_webhook_component() -> Vec<Value> {
+    let text = std::fs::read_to_string(repo_root().join("deploy/webhook/kustomization.yaml"))
+        .expect("deploy/webhook/kustomization.yaml");
+    let k: Value = serde_yaml::from_str(&text).expect("YAML");
+    let mut objects = deploy_objects();
+    for p in k["patches"].as_array().expect("patches") {
+        let target = &p["target"];
+        let ops: Value = serde_json::to_value(
+            serde_yaml::from_str::<serde_yaml::Value>(
+                &std::fs::read_to_string(
+                    repo_root()
+                        .join("deploy/webhook")
+                        .join(p["path"].as_str().expect("path")),
+                )
+                .expect("patch file"),
+            )
+            .expect("patch YAML"),
+        )
+        .expect("JSON");
+        let patch: json_patch::Patch = serde_json::from_value(ops).expect("a JSON 6902 patch");
+        let matching: Vec<&mut Value> = objects
+            .iter_mut()
+            .filter(|o| {
+                o["kind"] == target["kind"]
+                    && o["metadata"]["name"] == target["name"]
+                    && o["metadata"]["namespace"] == target["namespace"]
+                    && o["apiVersion"]
+                        == format!(
+                            "{}/{}",
+                            target["group"].as_str().unwrap_or(""),
+                            target["version"].as_str().unwrap_or("")
+                        )
+            })
+            .collect();
+        assert_eq!(matching.len(), 1, "the patch targets one object: {target}");
+        for obj in matching {
+            json_patch::patch(obj, &patch).expect("the patch applies");
+        }
+    }
+    for r in k["resources"].as_array().expect("resources") {
+        objects.extend(yaml_objects(&format!(
+            "webhook/{}",
+            r.as_str().expect("path")
+        )));
+    }
+    objects
+}
+
+#[test]
+fn webhook_component_adds_the_webhook_on_cert_manager() {
+    let text = std::fs::read_to_string(repo_root().join("deploy/webhook/kustomization.yaml"))
+        .expect("deploy/webhook/kustomization.yaml");
+    let k: Value = serde_yaml::from_str(&text).expect("YAML");
+    assert_eq!(k["apiVersion"], "kustomize.config.k8s.io/v1alpha1");
+    assert_eq!(k["kind"], "Component");
+    assert_eq!(k["resources"], json!(["webhook.yaml"]));
+    let objects = with_webhook_component();
+    for o in &objects {
+        let cluster_scoped = matches!(
+            o["kind"].as_str(),
+            Some(
+                "Namespace" | "ClusterRole" | "ClusterRoleBinding" | "MutatingWebhookConfiguration"
+            )
+        );
+        assert_eq!(
+            o["metadata"]["namespace"].is_null(),
+            cluster_scoped,
+            "{}",
+            o["metadata"]
+        );
+        if !cluster_scoped {
+            assert_eq!(o["metadata"]["namespace"], NAMESPACE, "{}", o["metadata"]);
+        }
+    }
+    // The patched Deployment serves the webhook from the Secret cert-manager writes.
+    let d = find(&objects, "Deployment", "nats-mini-operator");
+    let c = &d["spec"]["template"]["spec"]["containers"][0];
+    let env = |name: &str| {
+        c["env"]
+            .as_array()
+            .expect("env")
+            .iter()
+            .find(|e| e["name"] == name)
+            .map(|e| e["value"].clone())
+    };
+    let dir = env("WEBHOOK_CERT_DIR").expect("WEBHOOK_CERT_DIR");
+    assert_eq!(c["volumeMounts"][0]["mountPath"], dir);
+    let cert = find(&objects, "Certificate", "nats-mini-operator-webhook");
+    assert_eq!(
+        d["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"],
+        cert["spec"]["secretName"]
+    );
+    let svc = find(&objects, "Service", "nats-mini-operator-webhook");
+    assert_eq!(
+        svc["spec"]["selector"],
+        d["spec"]["selector"]["matchLabels"]
+    );
+    let port = c["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .find(|p| p["name"] == svc["spec"]["ports"][0]["targetPort"])
+        .expect("the Service's target port on the container");
+    assert_eq!(
+        env("WEBHOOK_ADDR"),
+        Some(json!(format!("0.0.0.0:{}", port["containerPort"])))
+    );
+    assert!(
+        cert["spec"]["dnsNames"]
+            .as_array()
+            .expect("dnsNames")
+            .contains(&json!("nats-mini-operator-webhook.nats-mini-system.svc"))
+    );
+    let mwc = find(
+        &objects,
+        "MutatingWebhookConfiguration",
+        "nats-mini-operator",
+    );
+    assert_eq!(
+        mwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+        "nats-mini-system/nats-mini-operator-webhook"
+    );
+    let hook = &mwc["webhooks"][0];
+    assert_eq!(
+        hook["clientConfig"]["service"]["name"],
+        svc["metadata"]["name"]
+    );
+    assert_eq!(
+        hook["clientConfig"]["service"]["port"],
+        svc["spec"]["ports"][0]["port"]
+    );
+    assert_eq!(hook["failurePolicy"], "Ignore");
+}
+
+#[test]
+fn chart_with_the_webhook_on_cert_manager_renders_deploy_with_the_webhook_component() {
+    assert_chart_renders(
+        json!({"operator": {"enabled": true, "webhook": {"certManager": {"enabled": true}}}}),
+        &with_webhook_component(),
+        "deploy/ with components: [webhook]",
+    );
 }

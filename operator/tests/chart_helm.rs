@@ -47,6 +47,19 @@ fn value_sets() -> Vec<(String, Vec<PathBuf>, Value)> {
             "tuning": {"mode": "initContainer", "fileMax": 1_048_576},
         }),
     ));
+    sets.push((
+        "webhook on cert-manager".into(),
+        vec![],
+        json!({"operator": {"enabled": true, "webhook": {
+            "failurePolicy": "Fail", "timeoutSeconds": 5, "excludeNamespaces": ["legacy"],
+            "certManager": {"enabled": true, "issuerRef": {"kind": "ClusterIssuer", "name": "corp-ca"}},
+        }}}),
+    ));
+    sets.push((
+        "operator without webhook".into(),
+        vec![],
+        json!({"operator": {"enabled": true, "webhook": {"enabled": false}}}),
+    ));
     sets
 }
 
@@ -104,7 +117,7 @@ fn helm_template_renders_every_value_set() {
             let meta = &obj["metadata"];
             let cluster_scoped = matches!(
                 obj["kind"].as_str(),
-                Some("ClusterRole" | "ClusterRoleBinding")
+                Some("ClusterRole" | "ClusterRoleBinding" | "MutatingWebhookConfiguration")
             );
             assert_eq!(
                 meta["namespace"].is_null(),
@@ -122,6 +135,11 @@ fn helm_template_renders_every_value_set() {
         }
         let operator = values["operator"]["enabled"] == true;
         assert_eq!(kinds.contains(&"Deployment"), operator, "{name}: operator");
+        assert_eq!(
+            kinds.contains(&"MutatingWebhookConfiguration"),
+            operator && values["operator"]["webhook"]["enabled"] != false,
+            "{name}: the webhook comes with the operator unless turned off"
+        );
         assert_eq!(
             kinds.contains(&"NetworkPolicy"),
             values["networkPolicy"]["enabled"] == true,
@@ -337,7 +355,43 @@ fn bad_values_are_refused_with_a_message_naming_the_field() {
             json!({"operator": {"image": {"tag": "a:b"}}}),
             "operator.image.tag",
         ),
+        (
+            json!({"operator": {"webhook": {"failurePolicy": "Maybe"}}}),
+            "operator.webhook.failurePolicy",
+        ),
+        (
+            json!({"operator": {"webhook": {"timeoutSeconds": 31}}}),
+            "operator.webhook.timeoutSeconds",
+        ),
+        (
+            json!({"operator": {"webhook": {"excludeNamespaces": ["Kube_System"]}}}),
+            "operator.webhook.excludeNamespaces[0]",
+        ),
+        (
+            json!({"operator": {"webhook": {"certValidityDays": 0}}}),
+            "operator.webhook.certValidityDays",
+        ),
+        (
+            json!({"operator": {"webhook": {"certManager": {"enabled": "yes"}}}}),
+            "operator.webhook.certManager.enabled",
+        ),
+        (
+            json!({"operator": {"webhook": {"certManager": {"issuerRef": {"kind": "Vault", "name": "v"}}}}}),
+            "operator.webhook.certManager.issuerRef.kind",
+        ),
+        (
+            json!({"operator": {"webhook": {"objectSelector": {}}}}),
+            "operator.webhook.objectSelector",
+        ),
         // The chart's own checks (the operator's NatsMiniSpec::validate rules).
+        (
+            json!({"operator": {"enabled": true, "webhook": {"certManager": {"enabled": true, "issuerRef": {"kind": "ClusterIssuer"}}}}}),
+            "operator.webhook.certManager.issuerRef.name",
+        ),
+        (
+            json!({"operator": {"enabled": true, "metricsPort": 8443}}),
+            "operator.metricsPort",
+        ),
         (json!({"cluster": {"port": 4222}}), "cluster.port"),
         (json!({"monitoring": {"port": 6222}}), "cluster.port"),
         (

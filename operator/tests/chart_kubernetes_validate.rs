@@ -1,9 +1,10 @@
 //! Every manifest the chart renders (defaults, every ci values file, everything switched on),
 //! the chart's CRD and everything in deploy/ validated with `kubernetes-validate --strict`
 //! (pip kubernetes-validate) for Kubernetes 1.29 and the newest version the tool ships.
-//! Custom resources (ServiceMonitor) have no schema there: exactly one "no schema" warning per
-//! ServiceMonitor is allowed; their shape is covered by the equivalence test (the operator's
-//! ServiceMonitor is checked in tests/properties.rs).
+//! Custom resources (ServiceMonitor, cert-manager's Certificate and Issuer) have no schema
+//! there: exactly one "no schema" warning per such object is allowed; their shape is covered
+//! by the equivalence tests (the operator's ServiceMonitor is checked in tests/properties.rs,
+//! the webhook's cert-manager objects in chart_webhook.rs and chart_deploy.rs).
 
 mod chart_support;
 mod common;
@@ -12,10 +13,14 @@ use chart_support::{
     chart_dir, ci_values_file, helm_batch, kubernetes_validate, newest_kubernetes, rendered,
     repo_root, template_job,
 };
+use serde::Deserialize;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
 const OLDEST: &str = "1.29.0";
+
+/// Kinds kubernetes-validate has no schema for.
+const CUSTOM: [&str; 3] = ["ServiceMonitor", "Certificate", "Issuer"];
 
 #[test]
 fn chart_and_deploy_manifests_validate_for_1_29_and_the_newest_kubernetes() {
@@ -51,6 +56,13 @@ fn chart_and_deploy_manifests_validate_for_1_29_and_the_newest_kubernetes() {
             "pod": {"securityContext": {"fsGroup": 65532}},
         }),
     ));
+    // The webhook on cert-manager (the default above generates its certificate).
+    releases.push((
+        "webhook-cert-manager".into(),
+        vec![],
+        json!({"operator": {"enabled": true, "webhook": {"failurePolicy": "Fail",
+            "certManager": {"enabled": true}}}}),
+    ));
     let jobs = releases
         .iter()
         .map(|(name, files, values)| {
@@ -67,18 +79,31 @@ fn chart_and_deploy_manifests_validate_for_1_29_and_the_newest_kubernetes() {
         repo_root().join("deploy").join("crd.yaml"),
         repo_root().join("deploy").join("operator.yaml"),
         chart_dir().join("crds").join("natsminis.nats-mini.io.yaml"),
+        repo_root()
+            .join("deploy")
+            .join("webhook")
+            .join("webhook.yaml"),
     ];
     // crd.yaml and the chart's CRD copy: one object each; operator.yaml: every document.
     let operator_yaml = std::fs::read_to_string(&files[1]).expect("deploy/operator.yaml");
     let mut builtin = 2 + serde_yaml::Deserializer::from_str(&operator_yaml).count();
     let mut custom = 0;
+    let webhook_yaml = std::fs::read_to_string(&files[3]).expect("deploy/webhook/webhook.yaml");
+    for doc in serde_yaml::Deserializer::from_str(&webhook_yaml) {
+        let obj = serde_yaml::Value::deserialize(doc).expect("YAML");
+        if CUSTOM.contains(&obj["kind"].as_str().expect("kind")) {
+            custom += 1;
+        } else {
+            builtin += 1;
+        }
+    }
     let mut kinds = std::collections::BTreeSet::new();
     for ((name, _, _), result) in releases.iter().zip(helm_batch(jobs)) {
         let chart = rendered(&result).unwrap_or_else(|e| panic!("{name}: {e}"));
         for obj in chart.objects() {
             let kind = obj["kind"].as_str().expect("kind");
             kinds.insert(kind.to_string());
-            if kind == "ServiceMonitor" {
+            if CUSTOM.contains(&kind) {
                 custom += 1;
             } else {
                 builtin += 1;
@@ -101,6 +126,10 @@ fn chart_and_deploy_manifests_validate_for_1_29_and_the_newest_kubernetes() {
         "Role",
         "RoleBinding",
         "ServiceMonitor",
+        "Secret",
+        "MutatingWebhookConfiguration",
+        "Certificate",
+        "Issuer",
     ] {
         assert!(kinds.contains(kind), "no {kind} was validated: {kinds:?}");
     }
@@ -127,15 +156,19 @@ fn chart_and_deploy_manifests_validate_for_1_29_and_the_newest_kubernetes() {
         );
         let warnings: Vec<&String> = lines.iter().filter(|l| l.starts_with("WARN ")).collect();
         assert!(
-            warnings.iter().all(
-                |l| l.contains("kind ServiceMonitor with api version monitoring.coreos.com/v1")
-            ),
+            warnings.iter().all(|l| [
+                "kind ServiceMonitor with api version monitoring.coreos.com/v1",
+                "kind Certificate with api version cert-manager.io/v1",
+                "kind Issuer with api version cert-manager.io/v1",
+            ]
+            .iter()
+            .any(|k| l.contains(k))),
             "Kubernetes {version}: {warnings:?}"
         );
         assert_eq!(
             warnings.len(),
             custom,
-            "one 'no schema' warning per ServiceMonitor"
+            "one 'no schema' warning per custom resource"
         );
         assert_eq!(
             passed,
@@ -144,7 +177,7 @@ fn chart_and_deploy_manifests_validate_for_1_29_and_the_newest_kubernetes() {
             lines.join("\n")
         );
         eprintln!(
-            "Kubernetes {version}: {passed} objects valid, {custom} ServiceMonitors unchecked"
+            "Kubernetes {version}: {passed} objects valid, {custom} custom resources unchecked"
         );
     }
 }

@@ -11,6 +11,7 @@
 //! Last, the same bodies go through the HTTPS server with a real TLS client.
 
 mod common;
+mod webhook_support;
 
 use nats_mini_operator::webhook::{self, INJECTED, SIDECAR_NAME, SidecarConfig};
 use serde_json::{Value, json};
@@ -219,9 +220,7 @@ fn mutated_pods_validate_for_1_29_and_the_newest_kubernetes_and_native_fails_1_2
 
 #[tokio::test]
 async fn the_https_server_answers_reviews_and_refuses_garbage() {
-    use http_body_util::{BodyExt, Full};
-    use hyper::body::Bytes;
-    use rustls_pki_types::{CertificateDer, ServerName};
+    use rustls_pki_types::CertificateDer;
 
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let tls = webhook::tls_config(
@@ -229,53 +228,10 @@ async fn the_https_server_answers_reviews_and_refuses_garbage() {
         cert.signing_key.serialize_pem().as_bytes(),
     )
     .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(webhook::serve(
-        listener,
-        tls,
-        SidecarConfig::default(),
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
-
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from(cert.cert.der().to_vec()))
-        .unwrap();
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let client_cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client_cfg));
-
+    let server = webhook_support::start(tls).await;
+    let connector = webhook_support::connector([CertificateDer::from(cert.cert.der().to_vec())]);
     let post = |path: &'static str, body: Vec<u8>| {
-        let connector = connector.clone();
-        async move {
-            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-            let tls = connector
-                .connect(ServerName::try_from("localhost").unwrap(), tcp)
-                .await
-                .unwrap();
-            let (mut send, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-                    .await
-                    .unwrap();
-            tokio::spawn(conn);
-            let req = http::Request::post(path)
-                .header("host", "localhost")
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from(body)))
-                .unwrap();
-            let resp = send.send_request(req).await.unwrap();
-            let status = resp.status();
-            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-            (status, bytes.to_vec())
-        }
+        webhook_support::post(&connector, server.addr, "localhost", path, body)
     };
 
     let body = fixture("replicaset-pod-native.json");
@@ -293,9 +249,5 @@ async fn the_https_server_answers_reviews_and_refuses_garbage() {
     let (status, _) = post("/elsewhere", body).await;
     assert_eq!(status, 404);
 
-    stop_tx.send(()).unwrap();
-    tokio::time::timeout(std::time::Duration::from_secs(5), server)
-        .await
-        .expect("server stops on shutdown")
-        .unwrap();
+    server.stop().await;
 }

@@ -224,6 +224,9 @@ Names::new). Prints nothing; fails with a message naming the value.
 {{- if le $ldm 10000000000 -}}
 {{- fail (printf "lameDuckDuration: %s must be longer than the 10s lame-duck grace period" .Values.lameDuckDuration) -}}
 {{- end -}}
+{{- if and (include "nats-mini.webhookEnabled" .) (eq (int64 .Values.operator.metricsPort) (int64 (include "nats-mini.webhookPort" .))) -}}
+{{- fail (printf "operator.metricsPort: %s is the webhook's port; pick another or set operator.webhook.enabled=false" (include "nats-mini.webhookPort" .)) -}}
+{{- end -}}
 {{- if gt $ldm 3600000000000 -}}
 {{- fail (printf "lameDuckDuration: %s is longer than 1h" .Values.lameDuckDuration) -}}
 {{- end -}}
@@ -370,4 +373,44 @@ app.kubernetes.io/name: nats-mini-operator
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end -}}
+
+{{/* Whether the sidecar-injection webhook is rendered (it needs the operator). */}}
+{{- define "nats-mini.webhookEnabled" -}}
+{{- if and .Values.operator.enabled .Values.operator.webhook.enabled }}true{{ end -}}
+{{- end -}}
+
+{{/* The container port and path of the webhook (the operator's WEBHOOK_ADDR default). */}}
+{{- define "nats-mini.webhookPort" -}}8443{{- end -}}
+{{- define "nats-mini.webhookCertDir" -}}/etc/nats-mini-operator/webhook-tls{{- end -}}
+
+{{/*
+The chart-generated webhook certificates (no cert-manager), as YAML {ca, crt, key} of PEM
+text: the existing Secret's when the cluster has one (helm upgrade keeps them), else a new CA
+and a serving certificate for SERVICE, SERVICE.NAMESPACE, SERVICE.NAMESPACE.svc and
+SERVICE.NAMESPACE.svc.CLUSTER_DOMAIN signed by it. Generated once per render and kept in
+.Values, so the Secret, the caBundle and the Deployment's checksum all see the same ones
+(every call of genCA gives a new CA).
+*/}}
+{{- define "nats-mini.webhookCerts" -}}
+{{- $cache := "natsMiniWebhookCerts" -}}
+{{- if not (hasKey .Values $cache) -}}
+{{- $op := include "nats-mini.operatorName" . -}}
+{{- $svc := printf "%s-webhook" $op -}}
+{{- $ns := .Release.Namespace -}}
+{{- $certs := dict -}}
+{{- $existing := lookup "v1" "Secret" $ns (printf "%s-webhook-cert" $op) -}}
+{{- $data := dig "data" dict $existing -}}
+{{- if and (hasKey $data "ca.crt") (hasKey $data "tls.crt") (hasKey $data "tls.key") -}}
+{{- $certs = dict "ca" (b64dec (index $data "ca.crt")) "crt" (b64dec (index $data "tls.crt")) "key" (b64dec (index $data "tls.key")) -}}
+{{- else -}}
+{{- $days := int .Values.operator.webhook.certValidityDays -}}
+{{- $ca := genCA (printf "%s-webhook-ca" $op) $days -}}
+{{- $names := list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.%s" $svc $ns .Values.clusterDomain) -}}
+{{- $cert := genSignedCert (printf "%s.%s.svc" $svc $ns) nil $names $days $ca -}}
+{{- $certs = dict "ca" $ca.Cert "crt" $cert.Cert "key" $cert.Key -}}
+{{- end -}}
+{{- $_ := set .Values $cache $certs -}}
+{{- end -}}
+{{- toYaml (index .Values $cache) -}}
 {{- end -}}
