@@ -459,3 +459,51 @@ async fn next_info(
         }
     }
 }
+
+#[tokio::test]
+async fn routes_stay_single_and_stable_and_no_advertise_hides_members() {
+    use nats_mini_e2e::Raw;
+    // Three nodes that all dial each other at once: each pair ends with one route, which then
+    // stays (no reconnect churn: the route ids do not change).
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let mut nodes = Vec::new();
+    for p in &ports {
+        let mut o = node_opts(*p, &ports);
+        o.no_advertise = true;
+        o.http = Some(("127.0.0.1".into(), 0));
+        o.http_explicit = true;
+        nodes.push(start(nats_mini::ServerBuilder::options(o)).await);
+    }
+    wait_mesh(&nodes).await;
+    let rids = |s: &Server| {
+        let mon = s.monitor_addr().unwrap();
+        async move {
+            let r = nats_mini_e2e::process::http_json(mon, "/routez").await;
+            assert_eq!(r["num_routes"], 2, "{r}");
+            let mut ids: Vec<u64> = r["routes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x["rid"].as_u64().unwrap())
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    let before = [
+        rids(&nodes[0]).await,
+        rids(&nodes[1]).await,
+        rids(&nodes[2]).await,
+    ];
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = [
+        rids(&nodes[0]).await,
+        rids(&nodes[1]).await,
+        rids(&nodes[2]).await,
+    ];
+    assert_eq!(before, after, "routes were replaced");
+    // no_advertise: clients are not told about the other members.
+    let (_, info) = Raw::connect_info(nodes[0].client_addr()).await;
+    assert!(info.get("connect_urls").is_none(), "{info}");
+    shutdown_all(nodes).await;
+}
