@@ -94,6 +94,27 @@ fn roots(ca: &Path) -> Result<rustls::RootCertStore, String> {
     Ok(roots)
 }
 
+/// A client-side configuration: servers verified against `ca`, `cert`/`key` presented when
+/// given (routes always present theirs; the bench client when the server verifies clients).
+pub fn connector(ca: &Path, cert_key: Option<(&Path, &Path)>) -> Result<TlsConnector, String> {
+    let builder =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS setup failed: {e}"))?
+            .with_root_certificates(roots(ca)?);
+    let config = match cert_key {
+        Some((cert, key)) => {
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| format!("cannot read private key from {}: {e}", key.display()))?;
+            builder
+                .with_client_auth_cert(certs(cert)?, key)
+                .map_err(|e| format!("certificate and key do not form a valid pair: {e}"))?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
 /// Route TLS: the acceptor (peer certificates required, verified against `ca_file`) and the
 /// connector (the peer verified against `ca_file` and the dialed name; our certificate
 /// presented).
@@ -106,17 +127,8 @@ pub fn route_tls(s: &TlsSettings) -> Result<(TlsAcceptor, TlsConnector), String>
         verify: true,
         ..s.clone()
     })?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let chain = certs(&s.cert_file)?;
-    let key = PrivateKeyDer::from_pem_file(&s.key_file)
-        .map_err(|e| format!("cannot read private key from {}: {e}", s.key_file.display()))?;
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup failed: {e}"))?
-        .with_root_certificates(roots(ca)?)
-        .with_client_auth_cert(chain, key)
-        .map_err(|e| format!("certificate and key do not form a valid pair: {e}"))?;
-    Ok((acceptor, TlsConnector::from(Arc::new(config))))
+    let connector = connector(ca, Some((&s.cert_file, &s.key_file)))?;
+    Ok((acceptor, connector))
 }
 
 /// The acceptor for HTTPS monitoring: the same certificate, but no client certificate is

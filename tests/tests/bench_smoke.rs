@@ -108,6 +108,41 @@ async fn cluster_run_publishes_on_one_node_and_subscribes_on_another() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_run_verifies_the_server_and_counts_every_message() {
+    use nats_mini::tls::TlsSettings;
+    let pki = nats_mini_e2e::pki::pki("bench");
+    let mut o = Options::ephemeral();
+    let mut t = TlsSettings::new(pki.path("server.pem"), pki.path("server-key.pem"));
+    t.verify = true;
+    t.ca_file = Some(pki.path("ca.pem"));
+    o.tls = Some(t);
+    let server = start(ServerBuilder::options(o)).await;
+    let port = server.client_addr().port();
+    let mut c = Config::new(Scenario::PubSub);
+    c.servers = vec![ServerUrl::parse(&format!("tls://localhost:{port}")).unwrap()];
+    c.tls_ca = Some(pki.path("ca.pem"));
+    c.tls_cert = Some(pki.path("client.pem"));
+    c.tls_key = Some(pki.path("client-key.pem"));
+    c.progress = false;
+    c.msgs = 3_000;
+    c.size = 64;
+    let r = run(&c).await;
+    assert_clean(&r);
+    assert_eq!((r.sent, r.received), (3_000, 3_000));
+    // Without the client certificate the server refuses the handshake: the run fails.
+    c.tls_cert = None;
+    c.tls_key = None;
+    assert!(within(LONG, "a refused run", bench::run(&c)).await.is_err());
+    // Plain nats:// to a TLS server says what is missing.
+    c.servers = vec![ServerUrl::parse(&server.client_url()).unwrap()];
+    let e = within(LONG, "a plain run", bench::run(&c))
+        .await
+        .unwrap_err();
+    assert!(e.contains("requires TLS"), "{e}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_delivers_exactly_once_across_the_group() {
     let server = start(Server::builder()).await;
     let mut c = config(&server, Scenario::Queue);

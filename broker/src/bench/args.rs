@@ -57,6 +57,8 @@ impl Scenario {
 pub struct ServerUrl {
     pub host: String,
     pub port: u16,
+    /// `tls://`: the connection is upgraded to TLS after INFO.
+    pub tls: bool,
     pub user: Option<String>,
     pub pass: Option<String>,
     pub token: Option<String>,
@@ -65,13 +67,13 @@ pub struct ServerUrl {
 impl ServerUrl {
     pub fn parse(s: &str) -> Result<ServerUrl, String> {
         let t = s.trim();
+        let mut tls = false;
         let rest = if let Some((scheme, rest)) = t.split_once("://") {
             match scheme {
                 "nats" | "tcp" => rest,
                 "tls" => {
-                    return Err(format!(
-                        "{s:?}: TLS is not supported by the bench client yet"
-                    ));
+                    tls = true;
+                    rest
                 }
                 other => return Err(format!("{s:?}: unsupported scheme {other:?}")),
             }
@@ -117,6 +119,7 @@ impl ServerUrl {
         Ok(ServerUrl {
             host,
             port,
+            tls,
             user,
             pass,
             token,
@@ -154,6 +157,11 @@ pub struct Config {
     pub user: Option<String>,
     pub pass: Option<String>,
     pub token: Option<String>,
+    /// The CA that signed the servers' certificates (`tls://` URLs), and an optional client
+    /// certificate and key for servers that verify clients.
+    pub tls_ca: Option<std::path::PathBuf>,
+    pub tls_cert: Option<std::path::PathBuf>,
+    pub tls_key: Option<std::path::PathBuf>,
     /// Requests in flight per requester (`reqrep`); 1 is sequential.
     pub inflight: usize,
     /// Idle connections to open (`conns`).
@@ -197,6 +205,9 @@ impl Config {
             user: None,
             pass: None,
             token: None,
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
             inflight: 1,
             conns: 1000,
             sources: 4,
@@ -244,6 +255,14 @@ impl Config {
         }
         if self.sources == 0 || self.sources > 254 {
             return Err("--sources must be between 1 and 254".into());
+        }
+        if self.servers.iter().any(|s| s.tls) && self.tls_ca.is_none() {
+            return Err(
+                "tls:// servers need --tlsca (the CA that signed their certificates)".into(),
+            );
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err("--tlscert and --tlskey go together".into());
         }
         if self.subject.is_empty() || self.subject.contains(char::is_whitespace) {
             return Err(format!("invalid subject {:?}", self.subject));
@@ -293,6 +312,7 @@ pub fn usage() -> &'static str {
      \x20 --server URL      nats://[user:pass@]host:port; repeat or comma-separate: publishers\n\
      \x20                   use the first, subscribers the second (cluster runs)\n\
      \x20 --user U --pass P / --token T   credentials\n\
+     \x20 --tlsca FILE     CA of tls:// servers (--tlscert/--tlskey: a client certificate)\n\
      \x20 --inflight N      reqrep: requests in flight per requester (default 1: sequential)\n\
      \x20 --conns C         conns: connections to open (default 1000)\n\
      \x20 --sources K       conns: spread over source addresses 127.0.0.1..K (default 4)\n\
@@ -411,6 +431,9 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             "user" => c.user = Some(v.to_string()),
             "pass" | "password" => c.pass = Some(v.to_string()),
             "token" => c.token = Some(v.to_string()),
+            "tlsca" => c.tls_ca = Some(v.into()),
+            "tlscert" => c.tls_cert = Some(v.into()),
+            "tlskey" => c.tls_key = Some(v.into()),
             "inflight" => c.inflight = count(v, &name)?,
             "conns" => c.conns = count(v, &name)?,
             "sources" => c.sources = count(v, &name)?,
@@ -553,7 +576,13 @@ mod tests {
         let t = ServerUrl::parse("nats://tok@host").unwrap();
         assert_eq!((t.token.as_deref(), t.port), (Some("tok"), 4222));
         assert_eq!(ServerUrl::parse("[::1]:5").unwrap().addr(), "[::1]:5");
-        assert!(ServerUrl::parse("tls://h:1").unwrap_err().contains("TLS"));
+        let t = ServerUrl::parse("tls://h:1").unwrap();
+        assert!(t.tls && !ServerUrl::parse("nats://h:1").unwrap().tls);
+        assert!(ServerUrl::parse("http://h:1").is_err());
+        let e = parse(&args(&["pubsub", "--server", "tls://h:1"])).unwrap_err();
+        assert!(e.contains("--tlsca"), "{e}");
+        let c = run(&["pubsub", "--server", "tls://h:1", "--tlsca", "/ca.pem"]);
+        assert_eq!(c.tls_ca.as_deref(), Some(std::path::Path::new("/ca.pem")));
         assert!(ServerUrl::parse("nats://h:x").is_err());
         assert!(ServerUrl::parse("nats://:4222").is_err());
     }

@@ -1,15 +1,32 @@
-//! A minimal NATS client for benchmarking, over raw tokio TCP streams: large batched writes and
-//! a reader that frames messages in place in one big buffer (nothing is copied or allocated per
-//! message). It speaks only what the scenarios need, to any NATS server.
+//! A minimal NATS client for benchmarking, over raw tokio TCP streams (or TLS on them): large
+//! batched writes and a reader that frames messages in place in one big buffer (nothing is
+//! copied or allocated per message). It speaks only what the scenarios need, to any NATS server.
 
 use super::args::ServerUrl;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream, lookup_host};
+
+/// A connection's read and write halves: plain TCP or TLS, behind one type (a virtual call per
+/// read or write, which moves many messages).
+pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
+pub type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// TLS to one server: how to verify it and which name to check its certificate against.
+#[derive(Clone)]
+pub struct TlsTarget {
+    pub connector: tokio_rustls::TlsConnector,
+    pub name: rustls_pki_types::ServerName<'static>,
+}
+
+impl std::fmt::Debug for TlsTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TlsTarget({:?})", self.name)
+    }
+}
 
 /// How long a handshake step may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,12 +39,14 @@ pub fn now_ns() -> u64 {
     u64::try_from(e.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// Credentials for CONNECT: the URL's win over the flags'.
+/// Credentials for CONNECT (the URL's win over the flags'), and TLS when the server is
+/// reached over it.
 #[derive(Debug, Clone, Default)]
 pub struct Creds {
     pub user: Option<String>,
     pub pass: Option<String>,
     pub token: Option<String>,
+    pub tls: Option<TlsTarget>,
 }
 
 impl Creds {
@@ -41,6 +60,7 @@ impl Creds {
             user: url.user.clone().or_else(|| user.clone()),
             pass: url.pass.clone().or_else(|| pass.clone()),
             token: url.token.clone().or_else(|| token.clone()),
+            tls: None,
         }
     }
 }
@@ -73,49 +93,104 @@ pub async fn tcp_connect(addr: SocketAddr, local: Option<IpAddr>) -> io::Result<
 }
 
 /// A connected, handshaken client: INFO read, CONNECT sent, PING answered.
-#[derive(Debug)]
 pub struct Conn {
-    pub rd: OwnedReadHalf,
-    pub wr: OwnedWriteHalf,
+    pub rd: Reader,
+    pub wr: Writer,
     /// Bytes read past the handshake's PONG, and the frame parser.
     pub frames: Frames,
     pub info: serde_json::Value,
 }
 
-/// Connects and handshakes: reads INFO, sends CONNECT (no echo, not verbose) and a PING, and
-/// waits for the PONG. Fails on `-ERR` (authorization) or when the server requires TLS.
+/// Connects and handshakes: reads INFO (then upgrades to TLS when `creds.tls` says so, as the
+/// protocol orders it), sends CONNECT (no echo, not verbose) and a PING, and waits for the PONG.
+/// Fails on `-ERR` (authorization) or when the server requires TLS the client was not given.
+/// `linger0`: reset the connection on close instead of leaving it in TIME_WAIT (idle-connection
+/// runs open thousands).
 pub async fn connect(
     addr: SocketAddr,
     creds: &Creds,
     local: Option<IpAddr>,
     name: &str,
     buf_size: usize,
+    linger0: bool,
 ) -> io::Result<Conn> {
-    let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, tcp_connect(addr, local))
+    let mut stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, tcp_connect(addr, local))
         .await
         .map_err(|_| err(format!("connect to {addr} timed out")))??;
-    let (rd, wr) = stream.into_split();
+    if linger0 {
+        // Deprecated because a non-zero linger blocks the thread on drop; zero never does.
+        #[allow(deprecated)]
+        stream.set_linger(Some(Duration::ZERO))?;
+    }
+    let (rd, wr, info_line): (Reader, Writer, Option<Vec<u8>>) = match &creds.tls {
+        None => {
+            let (rd, wr) = stream.into_split();
+            (Box::new(rd), Box::new(wr), None)
+        }
+        Some(tls) => {
+            let line = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_plain_line(&mut stream))
+                .await
+                .map_err(|_| err(format!("no INFO from {addr}")))??;
+            let s = tokio::time::timeout(
+                HANDSHAKE_TIMEOUT,
+                tls.connector.connect(tls.name.clone(), stream),
+            )
+            .await
+            .map_err(|_| err(format!("TLS handshake with {addr} timed out")))??;
+            let (rd, wr) = tokio::io::split(s);
+            (Box::new(rd), Box::new(wr), Some(line))
+        }
+    };
     let mut c = Conn {
         rd,
         wr,
         frames: Frames::new(buf_size),
         info: serde_json::Value::Null,
     };
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, c.handshake(creds, name))
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, c.handshake(creds, name, info_line))
         .await
         .map_err(|_| err(format!("handshake with {addr} timed out")))??;
     Ok(c)
 }
 
+/// Reads the plain-text INFO line a server sends before the TLS upgrade, byte by byte (nothing
+/// past it may be consumed: the TLS handshake follows).
+async fn read_plain_line(s: &mut TcpStream) -> io::Result<Vec<u8>> {
+    let mut line = Vec::with_capacity(512);
+    let mut b = [0u8; 1];
+    while !line.ends_with(b"\n") {
+        if s.read(&mut b).await? == 0 {
+            return Err(err("server closed the connection before INFO"));
+        }
+        line.push(b[0]);
+        if line.len() > 64 * 1024 {
+            return Err(err("INFO line too long"));
+        }
+    }
+    line.truncate(line.len() - 1);
+    if line.ends_with(b"\r") {
+        line.pop();
+    }
+    Ok(line)
+}
+
 impl Conn {
-    async fn handshake(&mut self, creds: &Creds, name: &str) -> io::Result<()> {
-        let info = loop {
-            if let Some(line) = self.frames.take_line() {
-                break line;
-            }
-            if self.frames.fill(&mut self.rd).await? == 0 {
-                return Err(err("server closed the connection before INFO"));
-            }
+    async fn handshake(
+        &mut self,
+        creds: &Creds,
+        name: &str,
+        info_line: Option<Vec<u8>>,
+    ) -> io::Result<()> {
+        let info = match info_line {
+            Some(line) => line,
+            None => loop {
+                if let Some(line) = self.frames.take_line() {
+                    break line;
+                }
+                if self.frames.fill(&mut self.rd).await? == 0 {
+                    return Err(err("server closed the connection before INFO"));
+                }
+            },
         };
         let Some(json) = info.strip_prefix(b"INFO ") else {
             return Err(err(format!(
@@ -125,9 +200,11 @@ impl Conn {
         };
         self.info =
             serde_json::from_slice(json.trim_ascii()).map_err(|e| err(format!("bad INFO: {e}")))?;
-        if self.info.get("tls_required").and_then(|v| v.as_bool()) == Some(true) {
+        if self.info.get("tls_required").and_then(|v| v.as_bool()) == Some(true)
+            && creds.tls.is_none()
+        {
             return Err(err(
-                "the server requires TLS, which the bench client does not speak yet",
+                "the server requires TLS: use a tls:// URL and --tlsca (the CA to verify it)",
             ));
         }
         let mut connect = serde_json::json!({
@@ -288,7 +365,7 @@ impl Frames {
     }
 
     /// One read from `rd` into the buffer; 0 at EOF.
-    pub async fn fill(&mut self, rd: &mut OwnedReadHalf) -> io::Result<usize> {
+    pub async fn fill<R: AsyncRead + Unpin + ?Sized>(&mut self, rd: &mut R) -> io::Result<usize> {
         // Keep at least a quarter of the buffer free so reads stay large.
         let quarter = self.buf.len() / 4;
         self.make_room(quarter);

@@ -60,8 +60,8 @@ pub async fn run(cfg: &Config, counters: Arc<Counters>) -> Result<Report, String
         sub_addr: resolve(ss)
             .await
             .map_err(|e| format!("{}: {e}", ss.addr()))?,
-        pub_creds: Creds::for_url(ps, &cfg.user, &cfg.pass, &cfg.token),
-        sub_creds: Creds::for_url(ss, &cfg.user, &cfg.pass, &cfg.token),
+        pub_creds: creds_for(cfg, ps)?,
+        sub_creds: creds_for(cfg, ss)?,
     };
     let cpu0 = cfg.server_pid.and_then(proc_cpu_seconds);
     let t0 = Instant::now();
@@ -103,6 +103,21 @@ pub async fn run(cfg: &Config, counters: Arc<Counters>) -> Result<Report, String
     report.subs = cfg.subs;
     report.inflight = cfg.inflight;
     Ok(report)
+}
+
+/// CONNECT credentials for `url`, and TLS to it when it is a `tls://` URL.
+fn creds_for(cfg: &Config, url: &super::args::ServerUrl) -> Result<Creds, String> {
+    let mut c = Creds::for_url(url, &cfg.user, &cfg.pass, &cfg.token);
+    if url.tls {
+        let ca = cfg.tls_ca.as_deref().ok_or("tls:// needs --tlsca")?;
+        let cert_key = cfg.tls_cert.as_deref().zip(cfg.tls_key.as_deref());
+        c.tls = Some(super::client::TlsTarget {
+            connector: crate::tls::connector(ca, cert_key)?,
+            name: rustls_pki_types::ServerName::try_from(url.host.clone())
+                .map_err(|e| format!("{}: {e}", url.host))?,
+        });
+    }
+    Ok(c)
 }
 
 /// `nats-server 2.10.1` for nats-server (whose INFO `go` is the Go version), the `go` field
@@ -151,10 +166,7 @@ struct Background {
     task: tokio::task::JoinHandle<()>,
 }
 
-fn read_in_background(
-    conn_rd: tokio::net::tcp::OwnedReadHalf,
-    frames: super::client::Frames,
-) -> Background {
+fn read_in_background(conn_rd: super::client::Reader, frames: super::client::Frames) -> Background {
     let (tx, rx) = watch::channel(0u64);
     let pings_owed = Arc::new(AtomicU32::new(0));
     let errors = Arc::new(Mutex::new(Vec::new()));
@@ -449,6 +461,7 @@ async fn throughput(cfg: &Config, t: &Target, counters: &Arc<Counters>) -> Resul
             None,
             &format!("bench-sub-{i}"),
             buf,
+            false,
         )
         .await
         .map_err(|e| format!("subscriber {i}: {e}"))?;
@@ -466,6 +479,7 @@ async fn throughput(cfg: &Config, t: &Target, counters: &Arc<Counters>) -> Resul
             None,
             &format!("bench-pub-{i}"),
             4096,
+            false,
         )
         .await
         .map_err(|e| format!("publisher {i}: {e}"))?;
@@ -829,6 +843,7 @@ async fn reqrep(cfg: &Config, t: &Target, counters: &Arc<Counters>) -> Result<Re
             None,
             &format!("bench-rep-{i}"),
             buf,
+            false,
         )
         .await
         .map_err(|e| format!("responder {i}: {e}"))?;
@@ -846,6 +861,7 @@ async fn reqrep(cfg: &Config, t: &Target, counters: &Arc<Counters>) -> Result<Re
             None,
             &format!("bench-req-{i}"),
             buf,
+            false,
         )
         .await
         .map_err(|e| format!("requester {i}: {e}"))?;
@@ -969,17 +985,12 @@ async fn conns(cfg: &Config, t: &Target, counters: &Arc<Counters>) -> Result<Rep
         let (addr, creds, local) = (t.pub_addr, t.pub_creds.clone(), sources[i % sources.len()]);
         let progress = counters.clone();
         tasks.push(tokio::spawn(async move {
-            let c = connect(addr, &creds, local, "bench-idle", 256).await;
+            // Reset on close, so repeated runs do not exhaust source ports with TIME_WAIT.
+            let c = connect(addr, &creds, local, "bench-idle", 256, true).await;
             drop(permit);
             progress.done.fetch_add(1, Ordering::Relaxed);
-            // Keep only the socket: an idle client holds no buffers. Reset on close, so
-            // repeated runs do not exhaust source ports with TIME_WAIT. (Deprecated because a
-            // non-zero linger blocks the thread on drop; a zero linger never does.)
-            c.map(|c| {
-                #[allow(deprecated)]
-                let _ = c.rd.as_ref().set_linger(Some(Duration::ZERO));
-                (c.rd, c.wr)
-            })
+            // Keep only the socket: an idle client holds no buffers.
+            c.map(|c| (c.rd, c.wr))
         }));
     }
     let mut open = Vec::with_capacity(cfg.conns);
