@@ -19,6 +19,8 @@ APT_NEEDED=()
 command -v openssl >/dev/null 2>&1 || APT_NEEDED+=(openssl)
 command -v ip >/dev/null 2>&1 || APT_NEEDED+=(iproute2)
 [ -x /usr/sbin/nats-server ] || APT_NEEDED+=(nats-server)
+# perf counts a server's system calls in `nats-mini bench --server-pid` (bytes per syscall).
+command -v perf >/dev/null 2>&1 || APT_NEEDED+=(linux-perf)
 if [ ${#APT_NEEDED[@]} -gt 0 ]; then
     echo "test-deps: installing ${APT_NEEDED[*]}"
     apt-get update -qq

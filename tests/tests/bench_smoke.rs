@@ -38,7 +38,22 @@ async fn pub_counts_every_message_the_server_acknowledged() {
     c.msgs = 5_000;
     c.pubs = 2;
     c.size = 16;
+    // The embedded server lives in this process: its syscalls are ours (counted with perf,
+    // which scripts/test-deps.sh installs).
+    c.server_pid = Some(std::process::id());
     let r = run(&c).await;
+    let io = r
+        .server_io
+        .unwrap_or_else(|| panic!("server syscalls not counted: {:?}", r.notes));
+    assert!(
+        io.reads > 0 && io.read_payload_bytes == 5_000 * 16,
+        "{io:?}"
+    );
+    assert!(
+        r.metrics
+            .iter()
+            .any(|m| m.name == "server payload B/read" && m.value > 0.0)
+    );
     assert!(r.notes.is_empty(), "{:?}", r.notes);
     assert_eq!(r.sent, 5_000);
     let g = r.pub_group.as_ref().unwrap();

@@ -552,6 +552,84 @@ pub fn proc_cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) as f64 / hz)
 }
 
+/// The read-like and write-like system calls perf counts (Go servers `read`/`write`/`writev`,
+/// Rust ones `recvfrom`/`sendto`).
+const READ_SYSCALLS: &[&str] = &["read", "readv", "recvfrom", "recvmsg"];
+const WRITE_SYSCALLS: &[&str] = &["write", "writev", "sendto", "sendmsg"];
+
+/// Counts a process's read and write system calls while a run lasts, with `perf stat` on the
+/// syscall tracepoints (needs perf and the rights to trace the process: root here).
+pub struct SyscallCounter {
+    child: std::process::Child,
+    out: std::path::PathBuf,
+}
+
+impl SyscallCounter {
+    pub fn start(pid: u32) -> Result<SyscallCounter, String> {
+        let out =
+            std::env::temp_dir().join(format!("nats-mini-bench-perf-{}-{pid}", std::process::id()));
+        let events: Vec<String> = READ_SYSCALLS
+            .iter()
+            .chain(WRITE_SYSCALLS)
+            .map(|s| format!("syscalls:sys_enter_{s}"))
+            .collect();
+        let child = std::process::Command::new("perf")
+            .args([
+                "stat",
+                "-x",
+                ",",
+                "-e",
+                &events.join(","),
+                "-p",
+                &pid.to_string(),
+                "-o",
+            ])
+            .arg(&out)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("perf: {e}"))?;
+        // perf attaches asynchronously; give it a moment so the run's first calls count.
+        std::thread::sleep(Duration::from_millis(200));
+        Ok(SyscallCounter { child, out })
+    }
+
+    /// Stops counting and returns (read calls, write calls).
+    pub fn finish(mut self) -> Result<(u64, u64), String> {
+        // SAFETY: kill(2) on our own child's pid; SIGINT makes perf print its counts.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGINT);
+        }
+        let _ = self.child.wait();
+        let text = std::fs::read_to_string(&self.out).map_err(|e| format!("perf output: {e}"))?;
+        let _ = std::fs::remove_file(&self.out);
+        let (mut reads, mut writes, mut seen) = (0u64, 0u64, 0);
+        for line in text.lines() {
+            let f: Vec<&str> = line.split(',').collect();
+            let (Some(count), Some(event)) = (f.first(), f.get(2)) else {
+                continue;
+            };
+            let Some(name) = event.strip_prefix("syscalls:sys_enter_") else {
+                continue;
+            };
+            let Ok(n) = count.trim().parse::<u64>() else {
+                continue;
+            };
+            seen += 1;
+            if READ_SYSCALLS.contains(&name) {
+                reads += n;
+            } else if WRITE_SYSCALLS.contains(&name) {
+                writes += n;
+            }
+        }
+        if seen == 0 {
+            return Err(format!("perf counted nothing: {}", text.trim()));
+        }
+        Ok((reads, writes))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

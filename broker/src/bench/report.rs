@@ -189,10 +189,36 @@ pub struct Report {
     pub latency: Option<Latency>,
     pub conns: Option<ConnsStats>,
     pub server_cpu_secs: Option<f64>,
+    /// The server's socket I/O during the run (`/proc/PID/io`, with `--server-pid`).
+    #[serde(default)]
+    pub server_io: Option<ServerIo>,
     pub elapsed_secs: f64,
     pub clients: Vec<ClientStats>,
     pub notes: Vec<String>,
     pub metrics: Vec<Metric>,
+}
+
+/// How batched the server's I/O was: its read and write system calls during the run, and the
+/// payload bytes per call (messages in, or deliveries out, times the payload size). A syscall
+/// costs the same whatever it moves, so more bytes per call is how close a server gets to the
+/// machine's copy rate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ServerIo {
+    pub reads: u64,
+    pub writes: u64,
+    pub read_payload_bytes: u64,
+    pub write_payload_bytes: u64,
+}
+
+impl ServerIo {
+    pub fn bytes_per_read(&self) -> Option<f64> {
+        (self.reads > 0 && self.read_payload_bytes > 0)
+            .then(|| self.read_payload_bytes as f64 / self.reads as f64)
+    }
+    pub fn bytes_per_write(&self) -> Option<f64> {
+        (self.writes > 0 && self.write_payload_bytes > 0)
+            .then(|| self.write_payload_bytes as f64 / self.writes as f64)
+    }
 }
 
 impl Report {
@@ -353,6 +379,18 @@ pub fn render(r: &Report) -> String {
     }
     if let (Some(cpu), Some(per)) = (r.server_cpu_secs, r.cpu_per_million()) {
         let _ = writeln!(o, "server CPU {cpu:.2} s: {per:.3} s per million messages");
+    }
+    if let Some(io) = &r.server_io {
+        let each =
+            |v: Option<f64>| v.map_or(String::new(), |b| format!(" ({b:.0} payload B each)"));
+        let _ = writeln!(
+            o,
+            "server syscalls: {} reads{}, {} writes{}",
+            thousands(io.reads as f64),
+            each(io.bytes_per_read()),
+            thousands(io.writes as f64),
+            each(io.bytes_per_write()),
+        );
     }
     for n in &r.notes {
         let _ = writeln!(o, "note: {n}");

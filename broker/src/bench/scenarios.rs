@@ -64,6 +64,12 @@ pub async fn run(cfg: &Config, counters: Arc<Counters>) -> Result<Report, String
         sub_creds: creds_for(cfg, ss)?,
     };
     let cpu0 = cfg.server_pid.and_then(proc_cpu_seconds);
+    let perf = match cfg.server_pid {
+        Some(pid) if cfg.scenario != Scenario::Conns => {
+            Some(super::client::SyscallCounter::start(pid))
+        }
+        _ => None,
+    };
     let t0 = Instant::now();
     let mut report = match cfg.scenario {
         Scenario::Pub | Scenario::Sub | Scenario::PubSub | Scenario::Fanout | Scenario::Queue => {
@@ -84,6 +90,36 @@ pub async fn run(cfg: &Config, counters: Arc<Counters>) -> Result<Report, String
                 .metrics
                 .push(Metric::lower("server CPU s/M msgs", per));
         }
+    }
+    match perf {
+        Some(Ok(counter)) => match counter.finish() {
+            Ok((reads, writes)) => {
+                let io = super::report::ServerIo {
+                    reads,
+                    writes,
+                    read_payload_bytes: report.sent * cfg.size as u64,
+                    write_payload_bytes: report.received * cfg.size as u64,
+                };
+                if let Some(v) = io.bytes_per_read() {
+                    report
+                        .metrics
+                        .push(Metric::higher("server payload B/read", v));
+                }
+                if let Some(v) = io.bytes_per_write() {
+                    report
+                        .metrics
+                        .push(Metric::higher("server payload B/write", v));
+                }
+                report.server_io = Some(io);
+            }
+            Err(e) => report
+                .notes
+                .push(format!("server syscalls not counted: {e}")),
+        },
+        Some(Err(e)) => report
+            .notes
+            .push(format!("server syscalls not counted: {e}")),
+        None => {}
     }
     report.scenario = cfg.scenario.name().into();
     report.name = cfg
