@@ -46,6 +46,9 @@ pub const DEFAULT_LAME_DUCK_DURATION: &str = "30s";
 /// The lame-duck grace period the rendered config sets (nats-server's default): clients are
 /// left alone this long before the broker starts closing them.
 pub const LAME_DUCK_GRACE_PERIOD: Duration = Duration::from_secs(10);
+/// The shortest lame-duck duration the broker accepts in its config (nats-server's minimum);
+/// longer than [`LAME_DUCK_GRACE_PERIOD`].
+pub const MIN_LAME_DUCK_DURATION: Duration = Duration::from_secs(30);
 
 /// A NatsMini is one nats-mini cluster: a StatefulSet of brokers that route to each other
 /// over a headless Service, with a client Service in front. The operator renders the broker
@@ -759,13 +762,15 @@ impl NatsMiniSpec {
             }
         }
         let ldm = self.lame_duck_duration()?;
-        if ldm <= LAME_DUCK_GRACE_PERIOD {
+        // The broker (like nats-server) refuses to start with less, so a shorter value would
+        // crash-loop every pod; the floor is also above the grace period.
+        if ldm < MIN_LAME_DUCK_DURATION {
             return Err(invalid(
                 "lameDuckDuration",
                 format!(
-                    "{} must be longer than the {}s lame-duck grace period",
+                    "{} is below {}s, the least the broker (like nats-server) accepts",
                     self.lame_duck_duration,
-                    LAME_DUCK_GRACE_PERIOD.as_secs()
+                    MIN_LAME_DUCK_DURATION.as_secs()
                 ),
             ));
         }
@@ -957,6 +962,7 @@ mod tests {
                 "spec.auth.users.users[0].passwordKey",
             ),
             ("lameDuckDuration: 5s", "spec.lameDuckDuration"),
+            ("lameDuckDuration: 29s", "spec.lameDuckDuration"),
             ("lameDuckDuration: 2h", "spec.lameDuckDuration"),
             ("lameDuckDuration: soon", "spec.lameDuckDuration"),
             ("tuning: {somaxconn: 5}", "spec.tuning.somaxconn"),

@@ -101,7 +101,7 @@ fn case() -> impl Strategy<Value = Case> {
         (5000..=30000i32, 30001..=65535i32),
         proptest::option::of(1..=100_000_000i64),
         (
-            11u64..=600,
+            30u64..=600,
             proptest::collection::btree_map("[a-z]{1,8}", "[a-z0-9]{0,8}", 0..3),
             any::<bool>(),
         ),

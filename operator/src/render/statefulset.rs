@@ -477,8 +477,8 @@ mod tests {
             150
         );
         assert_eq!(
-            termination_grace_period_seconds(&natsmini("{lameDuckDuration: 10500ms}")).unwrap(),
-            41
+            termination_grace_period_seconds(&natsmini("{lameDuckDuration: 30500ms}")).unwrap(),
+            61
         );
     }
 
