@@ -314,6 +314,47 @@ async fn sigterm_during_lame_duck_does_not_cut_the_drain_short() {
     raw.expect_closed(T).await;
 }
 
+/// Kubernetes sends SIGTERM milliseconds after the preStop hook's `--signal ldm` returns: both
+/// signals can be pending when the server looks. The drain must still happen (an unbiased
+/// signal loop took TERM first about a third of the time). Several rounds, since a race.
+#[tokio::test]
+async fn usr2_then_term_back_to_back_still_drains() {
+    for round in 0..5 {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut a = Proc::spawn(
+            &[
+                "-listen",
+                &listen,
+                "-http",
+                "off",
+                "--lame_duck_duration",
+                "1s",
+                "--lame_duck_grace_period",
+                "0s",
+            ],
+            &[],
+        );
+        a.wait_for_line("Server is ready").await;
+        let _client = protocol1_client(port).await;
+        // Both signals from one shell: as close together as a preStop hook and the kubelet.
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("kill -USR2 {0}; kill -TERM {0}", a.pid()))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = a.wait_exit_within(Duration::from_secs(1) + MARGIN).await;
+        let log = a.stderr_text();
+        assert_eq!(status.code(), Some(0), "round {round}: {log}");
+        assert!(
+            log.contains("Entering lame duck mode")
+                && log.contains("\"terminated\" signal: ignored during lame duck mode"),
+            "round {round}: TERM was taken before the lame-duck signal:\n{log}"
+        );
+    }
+}
+
 /// nats-server's lame duck finds no clients to drain and shuts down at once (it waits the
 /// grace period only when there is someone to tell); a preStop hook on an idle pod should not
 /// take the grace period.
