@@ -48,10 +48,10 @@
 mod common;
 
 use async_nats::{Client, ConnectOptions, Event};
-use common::netns::Bridge;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec, Probe, SecurityContext};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use nats_mini_e2e::cluster::{next_payload, until_routed};
+use nats_mini_e2e::netns::Bridge;
 use nats_mini_e2e::process::{PROC_T, Proc, TempDir, binary, http_get, http_json};
 use nats_mini_e2e::{T, nats_sync, within};
 use nats_mini_operator::NatsMini;

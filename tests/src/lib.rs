@@ -5,6 +5,7 @@
 //! broken server makes a test fail with a readable message instead of hanging.
 
 pub mod cluster;
+pub mod netns;
 pub mod pki;
 pub mod process;
 

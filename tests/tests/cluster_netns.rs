@@ -9,134 +9,35 @@
 
 use async_nats::Client;
 use nats_mini_e2e::cluster::{next_payload, until_routed};
+use nats_mini_e2e::netns::Bridge;
 use nats_mini_e2e::process::{Proc, binary, http_json};
 use nats_mini_e2e::{T, nats_sync, within};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::Command;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 const HOSTS: usize = 3;
 
-fn ip(args: &[&str]) {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .expect("running ip (iproute2 is installed by scripts/test-deps.sh)");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
+fn hostname(i: usize) -> String {
+    format!("nats-{i}")
 }
 
-/// The namespaces, the bridge (in the test's own namespace, with an address, so the test can
-/// reach every host) and the hosts files; removed on drop.
-struct Net {
-    tag: String,
-    subnet: u8,
-    bridge: String,
-}
-
-impl Net {
-    fn ns(&self, i: usize) -> String {
-        format!("{}-h{i}", self.tag)
+/// The bridge with the three hosts, each resolving every host's name.
+fn network() -> Bridge {
+    let mut net = Bridge::create("nc");
+    let hosts: String = (0..HOSTS)
+        .map(|i| format!("{} {}\n", net.addr(i), hostname(i)))
+        .collect();
+    for i in 0..HOSTS {
+        net.add_host(i, &format!("127.0.0.1 localhost\n{hosts}"));
     }
-
-    fn addr(&self, i: usize) -> Ipv4Addr {
-        Ipv4Addr::new(10, 213, self.subnet, 10 + i as u8)
-    }
-
-    fn hostname(i: usize) -> String {
-        format!("nats-{i}")
-    }
-
-    fn create() -> Net {
-        let uid = Command::new("id").arg("-u").output().expect("running id");
-        assert_eq!(
-            String::from_utf8_lossy(&uid.stdout).trim(),
-            "0",
-            "network-namespace tests need root (CI runs as root)"
-        );
-        let id = std::process::id() % 10_000;
-        let net = Net {
-            tag: format!("nm{id}"),
-            subnet: (id % 200) as u8 + 20,
-            bridge: format!("nmbr{id}"),
-        };
-        net.destroy();
-        ip(&["link", "add", &net.bridge, "type", "bridge"]);
-        let gw = format!("10.213.{}.1/24", net.subnet);
-        ip(&["addr", "add", &gw, "dev", &net.bridge]);
-        ip(&["link", "set", &net.bridge, "up"]);
-        let hosts: String = (0..HOSTS)
-            .map(|i| format!("{} {}\n", net.addr(i), Net::hostname(i)))
-            .collect();
-        for i in 0..HOSTS {
-            let ns = net.ns(i);
-            let (outer, inner) = (format!("{}v{i}", net.tag), format!("{}p{i}", net.tag));
-            ip(&["netns", "add", &ns]);
-            ip(&[
-                "link", "add", &outer, "type", "veth", "peer", "name", &inner,
-            ]);
-            ip(&["link", "set", &outer, "master", &net.bridge]);
-            ip(&["link", "set", &outer, "up"]);
-            ip(&["link", "set", &inner, "netns", &ns]);
-            let a = format!("{}/24", net.addr(i));
-            ip(&["-n", &ns, "addr", "add", &a, "dev", &inner]);
-            ip(&["-n", &ns, "link", "set", &inner, "up"]);
-            ip(&["-n", &ns, "link", "set", "lo", "up"]);
-            let dir = format!("/etc/netns/{ns}");
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(
-                format!("{dir}/hosts"),
-                format!("127.0.0.1 localhost\n{hosts}"),
-            )
-            .unwrap();
-        }
-        net
-    }
-
-    /// Takes host `i`'s link down (`up` false) or back up.
-    fn link(&self, i: usize, up: bool) {
-        let inner = format!("{}p{i}", self.tag);
-        ip(&[
-            "-n",
-            &self.ns(i),
-            "link",
-            "set",
-            &inner,
-            if up { "up" } else { "down" },
-        ]);
-    }
-
-    fn destroy(&self) {
-        for i in 0..HOSTS {
-            let _ = Command::new("ip")
-                .args(["netns", "del", &self.ns(i)])
-                .output();
-            let _ = std::fs::remove_dir_all(format!("/etc/netns/{}", self.ns(i)));
-            let _ = Command::new("ip")
-                .args(["link", "del", &format!("{}v{i}", self.tag)])
-                .output();
-        }
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .output();
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        self.destroy();
-    }
+    net
 }
 
 /// Runs nats-mini in host `i`'s namespace with every host's route URL (by name) as seeds, and
 /// short keepalives so a partition is noticed within seconds.
-fn spawn_host(net: &Net, i: usize) -> Proc {
+fn spawn_host(net: &Bridge, i: usize) -> Proc {
     let routes: Vec<String> = (0..HOSTS)
-        .map(|j| format!("nats-route://{}:6222", Net::hostname(j)))
+        .map(|j| format!("nats-route://{}:6222", hostname(j)))
         .collect();
     let routes = routes.join(",");
     let ns = net.ns(i);
@@ -157,7 +58,7 @@ fn spawn_host(net: &Net, i: usize) -> Proc {
         "--cluster_name",
         "netns",
         "-n",
-        &Net::hostname(i),
+        &hostname(i),
         "-routes",
         &routes,
         "--ping_interval",
@@ -171,7 +72,7 @@ fn spawn_host(net: &Net, i: usize) -> Proc {
 }
 
 /// The server names host `i` has routes to, from its `/routez`.
-async fn routed_names(net: &Net, i: usize) -> Vec<String> {
+async fn routed_names(net: &Bridge, i: usize) -> Vec<String> {
     let addr = SocketAddr::new(IpAddr::V4(net.addr(i)), 8222);
     let routez = http_json(addr, "/routez").await;
     let mut names: Vec<String> = routez["routes"]
@@ -186,8 +87,8 @@ async fn routed_names(net: &Net, i: usize) -> Vec<String> {
     names
 }
 
-async fn wait_routes(net: &Net, i: usize, want: &[usize], within_: Duration, procs: &[Proc]) {
-    let want: Vec<String> = want.iter().map(|j| Net::hostname(*j)).collect();
+async fn wait_routes(net: &Bridge, i: usize, want: &[usize], within_: Duration, procs: &[Proc]) {
+    let want: Vec<String> = want.iter().map(|j| hostname(*j)).collect();
     let deadline = tokio::time::Instant::now() + within_;
     loop {
         let got = routed_names(net, i).await;
@@ -205,7 +106,7 @@ async fn wait_routes(net: &Net, i: usize, want: &[usize], within_: Duration, pro
     }
 }
 
-async fn client(net: &Net, i: usize) -> Client {
+async fn client(net: &Bridge, i: usize) -> Client {
     within(
         T,
         "connecting",
@@ -219,7 +120,7 @@ async fn client(net: &Net, i: usize) -> Client {
 
 #[tokio::test]
 async fn partitioned_host_rejoins_after_the_link_heals() {
-    let net = Net::create();
+    let net = network();
     let mut procs: Vec<Proc> = (0..HOSTS).map(|i| spawn_host(&net, i)).collect();
     for p in &mut procs {
         p.wait_for_line("Server is ready").await;

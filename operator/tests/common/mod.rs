@@ -3,8 +3,6 @@
 
 #![allow(dead_code)]
 
-pub mod netns;
-
 use nats_mini_operator::NatsMini;
 use nats_mini_operator::render::{DEFAULT_CLUSTER_DOMAIN, DEFAULT_IMAGE_REPOSITORY, RenderContext};
 use serde::Deserialize;

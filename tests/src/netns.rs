@@ -55,7 +55,9 @@ impl Bridge {
         let id = std::process::id() % 10_000;
         let mut b = Bridge {
             tag: format!("{prefix}{id}"),
-            subnet: (id % 200) as u8 + 20,
+            // Runs with different prefixes or processes get different subnets (two bridges
+            // with one subnet at once would steal each other's routes).
+            subnet: ((id + prefix.bytes().map(u32::from).sum::<u32>() * 7) % 200) as u8 + 20,
             name: format!("{prefix}br{id}"),
             // Whatever a killed run with this tag may have left.
             hosts: (0..16).collect(),
@@ -116,6 +118,19 @@ impl Bridge {
     pub fn write_hosts(&self, i: usize, hosts_file: &str) {
         std::fs::write(format!("/etc/netns/{}/hosts", self.ns(i)), hosts_file)
             .expect("writing /etc/netns/NS/hosts");
+    }
+
+    /// Takes host `i`'s link down (`up` false: a network partition) or back up.
+    pub fn link(&self, i: usize, up: bool) {
+        let inner = format!("{}p{i}", self.tag);
+        ip(&[
+            "-n",
+            &self.ns(i),
+            "link",
+            "set",
+            &inner,
+            if up { "up" } else { "down" },
+        ]);
     }
 
     fn destroy(&self) {
