@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Bounded coverage-guided fuzzing of nats-mini's protocol parser and CONNECT/subject handling.
+# Bounded coverage-guided fuzzing of nats-mini's protocol parsers (client and route) and
+# CONNECT/subject handling.
 #
-#   scripts/fuzz.sh [SECONDS] [TARGET...]     # default: 60 s for each of: parser connect
+#   scripts/fuzz.sh [SECONDS] [TARGET...]     # default: 60 s for each of: parser connect route
 #
 # Runs on the stable toolchain and needs only rustup's stable Rust, a C++ compiler (g++) and
 # crates.io: libfuzzer-sys builds libFuzzer from source with the cc crate, and the
@@ -24,7 +25,7 @@ FUZZ="$REPO/fuzz"
 SECS="${1:-60}"
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(parser connect)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(parser connect route)
 RSS_LIMIT_MB="${FUZZ_RSS_LIMIT_MB:-512}"
 # One allocation larger than this is a failure too (see fuzz/fuzz_targets/alloc_limit.rs): the
 # targets use max_payload <= 1 MiB, so nothing legitimate comes near it.
@@ -38,7 +39,8 @@ max_len() {
     case "$1" in
         parser) echo 4096 ;;
         connect) echo 1024 ;;
-        *) echo "fuzz: unknown target '$1' (known: parser connect)" >&2; exit 2 ;;
+        route) echo 4096 ;;
+        *) echo "fuzz: unknown target '$1' (known: parser connect route)" >&2; exit 2 ;;
     esac
 }
 for t in "${TARGETS[@]}"; do max_len "$t" >/dev/null; done

@@ -17,7 +17,6 @@ use crate::conn::deliver::Deliverer;
 use crate::conn::entry::unix_nanos;
 use crate::conn::outbound::Outbound;
 use crate::error::ClosedReason;
-use crate::proto::Msg;
 use crate::proto::route::{RouteHandler, RouteParser, RouteStop, RoutedMsg};
 use crate::proto::wire;
 use crate::server::{ServerShared, host_port};
@@ -503,14 +502,7 @@ impl RouteHandler for RouteConn {
         }
         self.d.batch.in_msgs += 1;
         self.d.batch.in_bytes += m.data.len() as u64;
-        let msg = Msg {
-            subject: m.subject,
-            reply: m.reply,
-            hdr_len: m.hdr_len,
-            data: m.data,
-            hdr_text: m.hdr_text,
-            size_text: m.size_text,
-        };
+        let msg = m.as_msg();
         let result = self.srv.sublist.match_subject(m.subject);
         let srv = self.srv.clone();
         self.d.publish_routed(&srv, &result, &msg, m.queues);
