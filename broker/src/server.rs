@@ -35,6 +35,29 @@ pub const PRODUCT: &str = concat!("nats-mini ", env!("CARGO_PKG_VERSION"));
 mod tests {
     use super::*;
 
+    /// A client accepted before the startup self-check passed is served only once the server
+    /// is ready: it must not be able to subscribe to `>` and see the check's own message.
+    #[tokio::test]
+    async fn clients_accepted_before_ready_wait_for_it() {
+        let srv = Arc::new(ServerShared::new(Options::ephemeral()));
+        let listener = bind("127.0.0.1", 0).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accept = tokio::spawn(accept_loop(srv.clone(), listener));
+        let mut early = TcpStream::connect(addr).await.unwrap();
+        let mut buf = [0u8; 512];
+        let quiet = tokio::time::timeout(Duration::from_millis(300), early.read(&mut buf)).await;
+        assert!(quiet.is_err(), "served before ready: {quiet:?}");
+        srv.ready.store(true, Ordering::Release);
+        srv.ready_notify.notify_waiters();
+        let n = tokio::time::timeout(Duration::from_secs(5), early.read(&mut buf))
+            .await
+            .expect("INFO once ready")
+            .unwrap();
+        assert!(buf[..n].starts_with(b"INFO {"), "{:?}", &buf[..n]);
+        srv.shutdown.cancel();
+        let _ = accept.await;
+    }
+
     #[test]
     fn client_advertise_sets_info_host_and_port() {
         let mut info = Info::default();
@@ -124,6 +147,10 @@ pub struct ServerShared {
     /// Cancelled to stop accepting clients (lame duck or shutdown).
     stop_accepting: CancellationToken,
     ready: AtomicBool,
+    /// Signalled when the server becomes ready (clients accepted before that wait for it).
+    ready_notify: tokio::sync::Notify,
+    /// The address the TCP self-check connects from: the one connection served before ready.
+    self_check_peer: Mutex<Option<SocketAddr>>,
     /// Signalled when the self-check's own connection has been unregistered, so `start`
     /// returns only once it no longer counts against `max_conns`.
     self_check_closed: tokio::sync::Notify,
@@ -189,6 +216,8 @@ impl ServerShared {
             stop_accepting: CancellationToken::new(),
             shutdown: CancellationToken::new(),
             ready: AtomicBool::new(false),
+            ready_notify: tokio::sync::Notify::new(),
+            self_check_peer: Mutex::new(None),
             self_check_closed: tokio::sync::Notify::new(),
             self_check_secret: Mutex::new(Some(new_server_id())),
             start: SystemTime::now(),
@@ -544,6 +573,25 @@ impl ServerShared {
         self.lame_duck.load(Ordering::Acquire)
     }
 
+    /// Waits until the server is ready; false if it shut down first.
+    async fn wait_ready(&self) -> bool {
+        loop {
+            let notified = self.ready_notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_ready() {
+                return true;
+            }
+            if self.shutdown.is_cancelled() {
+                return false;
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = self.shutdown.cancelled() => return false,
+            }
+        }
+    }
+
     /// Whether `token` is the startup self-check's one-time secret (while the check runs).
     pub(crate) fn is_self_check_secret(&self, token: Option<&str>) -> bool {
         match (token, self.self_check_secret.lock().as_deref()) {
@@ -826,6 +874,7 @@ impl Server {
             crate::cluster::dial::start(s, l);
         }
         server.shared.ready.store(true, Ordering::Release);
+        server.shared.ready_notify.notify_waiters();
         let urls: Vec<String> = server.client_urls();
         let monitor = server
             .monitor_url()
@@ -953,8 +1002,21 @@ impl Server {
             let mut s: Box<dyn SelfCheckIo> = if self.shared.tls().is_some() {
                 Box::new(self.shared.in_process_client())
             } else {
+                // Bound first, so the accept loop knows this connection is the check (the only
+                // one served before the server is ready).
+                let socket = if target.is_ipv4() {
+                    TcpSocket::new_v4()
+                } else {
+                    TcpSocket::new_v6()
+                }
+                .map_err(|e| format!("cannot create a socket: {e}"))?;
+                socket
+                    .bind(SocketAddr::new(target.ip(), 0))
+                    .map_err(|e| format!("cannot bind the self-check socket: {e}"))?;
+                *self.shared.self_check_peer.lock() = socket.local_addr().ok();
                 Box::new(
-                    TcpStream::connect(target)
+                    socket
+                        .connect(target)
                         .await
                         .map_err(|e| format!("cannot connect to {target}: {e}"))?,
                 )
@@ -1169,7 +1231,21 @@ async fn accept_loop(srv: Arc<ServerShared>, listener: TcpListener) {
                 }
                 srv.num_clients.fetch_add(1, Ordering::AcqRel);
                 srv.stats.total_connections.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(client::serve(srv.clone(), stream, peer, cid));
+                let is_check = *srv.self_check_peer.lock() == Some(peer);
+                if srv.is_ready() || is_check {
+                    tokio::spawn(client::serve(srv.clone(), stream, peer, cid));
+                } else {
+                    // Accepted before the self-check passed: served once the server is ready,
+                    // so no client can see (or disturb) the check's own message.
+                    let srv = srv.clone();
+                    tokio::spawn(async move {
+                        if srv.wait_ready().await {
+                            client::serve(srv, stream, peer, cid).await;
+                        } else {
+                            srv.abandon_client(cid);
+                        }
+                    });
+                }
             }
             Err(e) => {
                 // Typically EMFILE: back off instead of spinning (nats-server does the same).
