@@ -151,9 +151,9 @@ pub struct NatsMiniSpec {
     pub tuning: TuningSpec,
 
     /// How long a stopping broker stays in lame-duck mode, spreading its clients' reconnects
-    /// over this time (Go duration such as "30s" or "2m"). Must be longer than the 10s
-    /// lame-duck grace period; nats-server itself insists on at least 30s. The pod's
-    /// terminationGracePeriodSeconds is derived from it.
+    /// over this time (Go duration such as "30s" or "2m"). At least 30s (the broker, like
+    /// nats-server, refuses less) and at most 1h. The pod's terminationGracePeriodSeconds is
+    /// derived from it.
     #[serde(default = "default_lame_duck_duration")]
     pub lame_duck_duration: GoDuration,
 

@@ -201,7 +201,7 @@ fn edge_cases() -> Vec<(
             "fractional-lame-duck",
             "default",
             // 0.1m is 6s in integers but 6.000000000000001 in floats: the chart must not round up.
-            json!({"lameDuckDuration": "0.1m10s1ms999999ns"}),
+            json!({"lameDuckDuration": "0.1m25s1ms999999ns"}),
             None,
             json!({}),
         ),
@@ -357,6 +357,7 @@ fn the_chart_and_the_operator_refuse_the_same_cross_field_mistakes() {
         json!({"auth": {"users": {"secretName": "b", "users": [{"username": "a@b"}]}}}),
         json!({"tuning": {"mode": "sysctls", "fileMax": 1_000_000}}),
         json!({"lameDuckDuration": "10s"}),
+        json!({"lameDuckDuration": "29.999s"}),
         json!({"lameDuckDuration": "1h0m0.001s"}),
     ];
     let mut jobs = Vec::new();

@@ -221,8 +221,8 @@ Names::new). Prints nothing; fails with a message naming the value.
 {{- fail "tuning.fileMax: is only applied in initContainer mode (fs.file-max is node-wide and cannot be a pod sysctl)" -}}
 {{- end -}}
 {{- $ldm := int64 (include "nats-mini.durationNanos" (list "lameDuckDuration" .Values.lameDuckDuration)) -}}
-{{- if le $ldm 10000000000 -}}
-{{- fail (printf "lameDuckDuration: %s must be longer than the 10s lame-duck grace period" .Values.lameDuckDuration) -}}
+{{- if lt $ldm 30000000000 -}}
+{{- fail (printf "lameDuckDuration: %s is below 30s, the least the broker (like nats-server) accepts" .Values.lameDuckDuration) -}}
 {{- end -}}
 {{- if and (include "nats-mini.webhookEnabled" .) (eq (int64 .Values.operator.metricsPort) (int64 (include "nats-mini.webhookPort" .))) -}}
 {{- fail (printf "operator.metricsPort: %s is the webhook's port; pick another or set operator.webhook.enabled=false" (include "nats-mini.webhookPort" .)) -}}
