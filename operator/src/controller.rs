@@ -6,7 +6,11 @@
 //! 2. Server-side apply of each child (field manager [`MANAGER`], forced, so the operator
 //!    wins conflicts on the fields it renders and leaves everyone else's alone), each with
 //!    the NatsMini's controller owner reference: deleting the NatsMini garbage-collects them
-//!    and no finalizer is needed.
+//!    and no finalizer is needed. The ServiceMonitor is applied only when API discovery
+//!    (`GET /apis/monitoring.coreos.com/v1`, allowed to every authenticated user by the
+//!    built-in `system:discovery` role, so no RBAC rule is needed; the answer is cached for
+//!    [`DISCOVERY_TTL`]) says the cluster serves `servicemonitors`; otherwise it is skipped
+//!    and the `ServiceMonitor` condition says why (a Warning Event too, once).
 //! 3. Status: `replicas`/`readyReplicas` from the applied StatefulSet, the ready pods'
 //!    `/routez` route counts (fetched through [`Routez`], injectable for tests), and the
 //!    Ready/Progressing/Degraded conditions. Ready is only True when every broker is ready
@@ -43,7 +47,7 @@ use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// First retry after a failed reconcile.
 pub const BACKOFF_BASE: Duration = Duration::from_secs(5);
@@ -56,6 +60,11 @@ pub const REQUEUE_NOT_READY: Duration = Duration::from_secs(10);
 pub const REQUEUE_READY: Duration = Duration::from_secs(300);
 /// Longest time one `/routez` fetch may take.
 pub const ROUTEZ_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the answer of the ServiceMonitor API discovery is trusted: at most one discovery
+/// request per this period, whatever the number of NatsMinis and reconciles.
+pub const DISCOVERY_TTL: Duration = Duration::from_secs(60);
+/// The group/version ServiceMonitors are served under.
+const MONITORING_API: &str = "monitoring.coreos.com/v1";
 /// Longest condition message (the apiserver allows 32 KiB; keep statuses readable).
 const MAX_MESSAGE: usize = 1024;
 
@@ -143,6 +152,8 @@ pub struct Context {
     /// Consecutive failures per `namespace/name`, for the backoff. A std mutex: never held
     /// across an await.
     failures: Mutex<HashMap<String, u32>>,
+    /// The last ServiceMonitor discovery: when, and whether the kind was served.
+    service_monitor_discovery: Mutex<Option<(Instant, bool)>>,
 }
 
 impl Context {
@@ -165,15 +176,63 @@ impl Context {
             render,
             routez,
             failures: Mutex::new(HashMap::new()),
+            service_monitor_discovery: Mutex::new(None),
         }
     }
 
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
-        // A poisoned map only loses backoff counts: keep going with it.
-        self.failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.failures)
     }
+
+    /// Whether the cluster serves monitoring.coreos.com/v1 ServiceMonitors, from API
+    /// discovery at most once per [`DISCOVERY_TTL`]. A 404 means no; other errors are not
+    /// cached and fail the reconcile.
+    async fn service_monitors_served(&self) -> Result<bool> {
+        if let Some((at, served)) = *lock(&self.service_monitor_discovery)
+            && at.elapsed() < DISCOVERY_TTL
+        {
+            return Ok(served);
+        }
+        // Read as plain JSON: only the resource names matter, and a lenient read does not
+        // fail on an aggregated apiserver's sloppy APIResourceList.
+        let failed = |source| Error::Kube {
+            what: "discovering whether ServiceMonitors are served",
+            source,
+        };
+        let request = http::Request::get(format!("/apis/{MONITORING_API}"))
+            .body(Vec::new())
+            .map_err(|e| failed(kube::Error::HttpError(e)))?;
+        let plural = render::service_monitor::api_resource().plural;
+        let served = match self.client.request::<serde_json::Value>(request).await {
+            Ok(list) => list["resources"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|r| r["name"] == plural.as_str()),
+            // A group the apiserver does not serve: 404 with a plain-text body, which kube turns
+            // into a Status with only the code set.
+            Err(kube::Error::Api(s)) if s.code == 404 => false,
+            Err(source) => return Err(failed(source)),
+        };
+        *lock(&self.service_monitor_discovery) = Some((Instant::now(), served));
+        Ok(served)
+    }
+}
+
+/// A std mutex's guard; a poisoned one only loses cached counts or answers: keep going.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What the reconcile did about the ServiceMonitor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceMonitorOutcome {
+    /// `monitoring.serviceMonitor` is off.
+    Disabled,
+    /// Applied.
+    Applied,
+    /// Wanted, but the cluster does not serve the kind: skipped.
+    CrdNotInstalled,
 }
 
 fn key(nm: &NatsMini) -> String {
@@ -238,11 +297,7 @@ async fn apply(nm: &NatsMini, ctx: &Context) -> Result<Action> {
     apply_child(client, ns, &rendered.client_service, "Service").await?;
     let sts = apply_child(client, ns, &rendered.stateful_set, "StatefulSet").await?;
     apply_child(client, ns, &rendered.pdb, "PodDisruptionBudget").await?;
-    if let Some(sm) = &rendered.service_monitor {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(client.clone(), ns, &render::service_monitor::api_resource());
-        apply_one(&api, sm, "ServiceMonitor").await?;
-    }
+    let monitor = sync_service_monitor(nm, ctx, ns, rendered.service_monitor.as_ref()).await?;
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let pods = pods
@@ -254,10 +309,27 @@ async fn apply(nm: &NatsMini, ctx: &Context) -> Result<Action> {
         })?;
     let observed = observe(nm, &sts, &pods.items, ctx.routez.as_ref()).await;
     let old = nm.status.clone().unwrap_or_default();
-    let status = status_from(nm, &names, &observed, &old, Timestamp::now());
+    let now = Timestamp::now();
+    let mut status = status_from(nm, &names, &observed, &old, now);
+    set_service_monitor_condition(&mut status.conditions, monitor, nm.metadata.generation, now);
     let ready = is_true(&status.conditions, condition::READY);
     if status != old {
         patch_status(nm, ctx, &status).await?;
+    }
+    let skipped = |s: &NatsMiniStatus| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == condition::SERVICE_MONITOR && c.reason == "CRDNotInstalled")
+    };
+    if skipped(&status) && !skipped(&old) {
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "ServiceMonitorSkipped".into(),
+            note: Some(SKIPPED_MESSAGE.into()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        publish(ctx, nm, &event).await;
     }
     let generation = nm.metadata.generation;
     if generation.is_some() && old.observed_generation != generation {
@@ -279,6 +351,60 @@ async fn apply(nm: &NatsMini, ctx: &Context) -> Result<Action> {
     } else {
         REQUEUE_NOT_READY
     }))
+}
+
+const SKIPPED_MESSAGE: &str = "monitoring.serviceMonitor is enabled but the cluster does not serve monitoring.coreos.com/v1 ServiceMonitors (is the prometheus-operator CRD installed?): skipped";
+
+/// Applies the rendered ServiceMonitor when the kind is served.
+async fn sync_service_monitor(
+    nm: &NatsMini,
+    ctx: &Context,
+    ns: &str,
+    rendered: Option<&DynamicObject>,
+) -> Result<ServiceMonitorOutcome> {
+    let key = key(nm);
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        ctx.client.clone(),
+        ns,
+        &render::service_monitor::api_resource(),
+    );
+    match rendered {
+        Some(sm) => {
+            if !ctx.service_monitors_served().await? {
+                tracing::info!(natsmini = %key, "{SKIPPED_MESSAGE}");
+                return Ok(ServiceMonitorOutcome::CrdNotInstalled);
+            }
+            apply_one(&api, sm, "ServiceMonitor").await?;
+            Ok(ServiceMonitorOutcome::Applied)
+        }
+        None => Ok(ServiceMonitorOutcome::Disabled),
+    }
+}
+
+/// The `ServiceMonitor` condition for `outcome`: present only while one is wanted.
+pub fn set_service_monitor_condition(
+    conditions: &mut Vec<Condition>,
+    outcome: ServiceMonitorOutcome,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let (status, reason, message) = match outcome {
+        ServiceMonitorOutcome::Disabled => {
+            conditions.retain(|c| c.type_ != condition::SERVICE_MONITOR);
+            return;
+        }
+        ServiceMonitorOutcome::Applied => (true, "Applied", "ServiceMonitor applied"),
+        ServiceMonitorOutcome::CrdNotInstalled => (false, "CRDNotInstalled", SKIPPED_MESSAGE),
+    };
+    set_condition(
+        conditions,
+        condition::SERVICE_MONITOR,
+        status,
+        reason,
+        message,
+        generation,
+        now,
+    );
 }
 
 /// [`apply_one`] for a built-in namespaced kind.
@@ -711,7 +837,9 @@ mod tests {
 #[cfg(test)]
 mod scenarios {
     use super::*;
-    use crate::fixtures::{FakeRoutez, TIMEOUT, context, natsmini, ready_pod};
+    use crate::fixtures::{
+        ApiServerVerifier, FakeRoutez, SERVICE_MONITOR_PATH, TIMEOUT, context, natsmini, ready_pod,
+    };
     use serde_json::Value;
     use std::collections::BTreeMap;
 
@@ -800,6 +928,98 @@ mod scenarios {
             .await
             .unwrap()
             .unwrap();
+    }
+
+    fn with_service_monitor(mut nm: NatsMini) -> NatsMini {
+        nm.spec.monitoring.service_monitor.enabled = true;
+        nm
+    }
+
+    /// The five built-in children of a 3-broker cluster whose StatefulSet is all ready.
+    async fn three_children(api: &mut ApiServerVerifier) {
+        api.expect_builtin_children(json!({"replicas": 3, "readyReplicas": 3}))
+            .await;
+    }
+
+    async fn three_pods(api: &mut ApiServerVerifier) {
+        api.expect_pod_list((0..3).map(ready_pod).collect()).await;
+    }
+
+    async fn finish<T>(server: tokio::task::JoinHandle<T>) -> T {
+        tokio::time::timeout(TIMEOUT, server)
+            .await
+            .expect("the verifier finished")
+            .expect("the verifier's assertions held")
+    }
+
+    async fn reconciled(nm: NatsMini, ctx: &Arc<Context>) -> Action {
+        tokio::time::timeout(TIMEOUT, reconcile(Arc::new(nm), ctx.clone()))
+            .await
+            .expect("no request beyond the expected ones")
+            .expect("reconcile succeeded")
+    }
+
+    #[tokio::test]
+    async fn a_service_monitor_without_its_crd_is_skipped_with_a_condition_and_one_warning() {
+        let (ctx, mut api) = context(meshed_routez());
+        let server = tokio::spawn(async move {
+            three_children(&mut api).await;
+            api.expect_discovery(false).await;
+            // No ServiceMonitor request: straight on to the status.
+            three_pods(&mut api).await;
+            let status = api.expect_status_patch().await;
+            let sm = condition(&status, "ServiceMonitor");
+            assert_eq!(sm["status"], "False");
+            assert_eq!(sm["reason"], "CRDNotInstalled");
+            assert!(
+                sm["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("does not serve monitoring.coreos.com/v1 ServiceMonitors"),
+                "{sm}"
+            );
+            assert_eq!(condition(&status, "Degraded")["status"], "False");
+            assert_eq!(condition(&status, "Ready")["status"], "True");
+            let skipped = api.expect_event().await;
+            assert_eq!(skipped["type"], "Warning");
+            assert_eq!(skipped["reason"], "ServiceMonitorSkipped");
+            assert_eq!(api.expect_event().await["reason"], "Applied");
+            (api, status)
+        });
+        let action = reconciled(with_service_monitor(natsmini(3)), &ctx).await;
+        assert_eq!(action, Action::requeue(REQUEUE_READY));
+        let (mut api, status) = finish(server).await;
+
+        // Again within DISCOVERY_TTL: the cached answer, no discovery, no new status or Event.
+        let mut again = with_service_monitor(natsmini(3));
+        again.status = Some(serde_json::from_value(status).unwrap());
+        let server = tokio::spawn(async move {
+            three_children(&mut api).await;
+            three_pods(&mut api).await;
+            api
+        });
+        reconciled(again.clone(), &ctx).await;
+        let mut api = finish(server).await;
+
+        // Once the answer is older than DISCOVERY_TTL it is asked again; now the CRD is
+        // there, so the ServiceMonitor is applied and the condition turns True.
+        *lock(&ctx.service_monitor_discovery) = Some((
+            Instant::now() - DISCOVERY_TTL - Duration::from_secs(1),
+            false,
+        ));
+        let server = tokio::spawn(async move {
+            three_children(&mut api).await;
+            api.expect_discovery(true).await;
+            let sm = api.expect_apply(SERVICE_MONITOR_PATH, None).await;
+            assert_eq!(sm["kind"], "ServiceMonitor");
+            three_pods(&mut api).await;
+            let status = api.expect_status_patch().await;
+            let sm = condition(&status, "ServiceMonitor");
+            assert_eq!(sm["status"], "True");
+            assert_eq!(sm["reason"], "Applied");
+        });
+        reconciled(again, &ctx).await;
+        finish(server).await;
     }
 
     #[tokio::test]

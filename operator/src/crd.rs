@@ -626,6 +626,11 @@ pub mod condition {
     pub const READY: &str = "Ready";
     pub const PROGRESSING: &str = "Progressing";
     pub const DEGRADED: &str = "Degraded";
+    /// Only while `monitoring.serviceMonitor.enabled`: True (reason `Applied`) once the
+    /// ServiceMonitor is applied, False (reason `CRDNotInstalled`) while the cluster does not
+    /// serve monitoring.coreos.com/v1 ServiceMonitors and the operator skips it. Not a
+    /// failure: Degraded stays False.
+    pub const SERVICE_MONITOR: &str = "ServiceMonitor";
 }
 
 impl NatsMiniSpec {

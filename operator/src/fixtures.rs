@@ -167,8 +167,14 @@ impl ApiServerVerifier {
         seen.body
     }
 
-    /// Expects the five children applied in order; the StatefulSet answers with `sts_status`.
+    /// Expects the children of a NatsMini without ServiceMonitor applied in order.
     pub async fn expect_children(&mut self, sts_status: Value) -> Vec<Value> {
+        self.expect_builtin_children(sts_status).await
+    }
+
+    /// Expects the five built-in children applied in order; the StatefulSet answers with
+    /// `sts_status`.
+    pub async fn expect_builtin_children(&mut self, sts_status: Value) -> Vec<Value> {
         let mut bodies = Vec::new();
         for (path, status) in [
             ("/api/v1/namespaces/ns/configmaps/demo-config", None),
@@ -186,6 +192,37 @@ impl ApiServerVerifier {
             bodies.push(self.expect_apply(path, status).await);
         }
         bodies
+    }
+
+    /// Expects the discovery of monitoring.coreos.com/v1; answers with a list holding
+    /// `servicemonitors` when `served`, else as the apiserver answers an unknown group: 404
+    /// with a plain-text body.
+    pub async fn expect_discovery(&mut self, served: bool) {
+        let (seen, send) = self.next().await;
+        assert_eq!(seen.method, "GET");
+        assert_eq!(seen.path, "/apis/monitoring.coreos.com/v1");
+        if served {
+            reply(
+                send,
+                StatusCode::OK,
+                &json!({
+                    "kind": "APIResourceList", "apiVersion": "v1",
+                    "groupVersion": "monitoring.coreos.com/v1",
+                    "resources": [{
+                        "name": "servicemonitors", "singularName": "servicemonitor",
+                        "namespaced": true, "kind": "ServiceMonitor",
+                        "verbs": ["get", "list", "watch", "create", "patch", "delete"],
+                    }],
+                }),
+            );
+        } else {
+            let resp = Response::builder()
+                .status(StatusCode::NOT_FOUND)
+                .header("content-type", "text/plain; charset=utf-8")
+                .body(Body::from(b"404 page not found\n".to_vec()))
+                .unwrap();
+            send.send_response(resp);
+        }
     }
 
     /// Expects the pod list by the brokers' selector; answers with `pods`.
@@ -271,6 +308,10 @@ impl ApiServerVerifier {
         seen
     }
 }
+
+/// Where the ServiceMonitor `demo` lives.
+pub const SERVICE_MONITOR_PATH: &str =
+    "/apis/monitoring.coreos.com/v1/namespaces/ns/servicemonitors/demo";
 
 /// A ready pod `demo-i` with IP `10.0.0.i`.
 pub fn ready_pod(i: usize) -> Value {

@@ -13,6 +13,11 @@ The gaps filled here, each named so tests can say which they rely on:
   separated) filters lists and watches; kmock ignores it.
 - ``PUT``: PUT on a named object replaces it like a patch would (kmock answers 404).
 
+``ServiceMonitorCRD`` is the emulator of a cluster with prometheus-operator's CRD installed:
+``monitoring.coreos.com/v1`` is served (kmock answers its discovery from the declared
+resources), so the operator applies ServiceMonitors there; the plain ``Apiserver`` answers
+that discovery with a 404, as a cluster without the CRD does.
+
 Not filled (the operator does not need them): field managers and apply conflicts, garbage
 collection of owned objects, validation, real watch resourceVersions (every watch replays
 everything; kube's watcher copes).
@@ -156,3 +161,11 @@ class Apiserver(kmock.KubernetesEmulator):
                 if not selector_matches(selector, _labels(event.get("object"))):
                     continue
             yield event
+
+
+class ServiceMonitorCRD(Apiserver):
+    """A cluster with prometheus-operator's ServiceMonitor CRD installed."""
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self.resources["monitoring.coreos.com/v1/servicemonitors"]

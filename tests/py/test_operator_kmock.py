@@ -24,7 +24,14 @@ import aiohttp
 import aiohttp.web
 import pytest
 
-from kmock_apiserver import LABEL_SELECTOR, METADATA, PUT, SSA_UPSERT, Apiserver  # noqa: F401
+from kmock_apiserver import (  # noqa: F401
+    LABEL_SELECTOR,
+    METADATA,
+    PUT,
+    SSA_UPSERT,
+    Apiserver,
+    ServiceMonitorCRD,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 NS = "ns"
@@ -355,3 +362,68 @@ async def test_two_operators_elect_one_leader_and_hand_over_when_it_exits(kmock,
             await a.stop()
             code = await b.stop() if b is not None else 0
         assert code == 0, b.logs()[-4000:]
+
+
+SM_PATH = f"/apis/monitoring.coreos.com/v1/namespaces/{NS}/servicemonitors/demo"
+
+
+async def _natsmini_with_service_monitor(api: Api) -> dict:
+    return await api.post(NM, {
+        "apiVersion": "nats-mini.io/v1alpha1", "kind": "NatsMini",
+        "metadata": {"name": "demo", "namespace": NS},
+        "spec": {"replicas": 1, "monitoring": {"serviceMonitor": {"enabled": True}}},
+    })
+
+
+@pytest.mark.kmock(cls=Apiserver)
+async def test_a_service_monitor_without_its_crd_is_skipped_not_degraded(kmock, operator_bin):
+    """Relies on: SSA_UPSERT and METADATA (children, status). kmock answers the discovery of
+    the undeclared monitoring.coreos.com/v1 with a 404, as a cluster without the CRD does."""
+    with tempfile.TemporaryDirectory() as tmp:
+        op = Operator(operator_bin, str(kmock.url), "op-a", Path(tmp))
+        try:
+            async with aiohttp.ClientSession() as session:
+                api = Api(session, str(kmock.url))
+                await _natsmini_with_service_monitor(api)
+                got = await eventually(
+                    lambda: _with(api.get(f"{NM}/demo"),
+                                  lambda o: condition(o, "ServiceMonitor").get("reason")),
+                    "the ServiceMonitor condition", ops=[op])
+                sm = condition(got, "ServiceMonitor")
+                assert sm["status"] == "False"
+                assert sm["reason"] == "CRDNotInstalled"
+                assert "monitoring.coreos.com/v1" in sm["message"]
+                assert condition(got, "Degraded")["status"] == "False"
+                # The rest was applied all the same.
+                assert await api.get(f"/apis/apps/v1/namespaces/{NS}/statefulsets/demo")
+                events = await api.get(f"/apis/events.k8s.io/v1/namespaces/{NS}/events")
+                skipped = [e for e in events["items"] if e.get("reason") == "ServiceMonitorSkipped"]
+                assert len(skipped) == 1, events
+                assert skipped[0]["type"] == "Warning"
+                assert "reconcile failed" not in op.logs()
+        finally:
+            code = await op.stop()
+        assert code == 0, op.logs()[-4000:]
+
+
+@pytest.mark.kmock(cls=ServiceMonitorCRD)
+async def test_a_service_monitor_is_applied_where_its_crd_is_installed(kmock, operator_bin):
+    """Relies on: SSA_UPSERT (the ServiceMonitor is created by apply), METADATA (uids for the
+    owner reference)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        op = Operator(operator_bin, str(kmock.url), "op-a", Path(tmp))
+        try:
+            async with aiohttp.ClientSession() as session:
+                api = Api(session, str(kmock.url))
+                nm = await _natsmini_with_service_monitor(api)
+                sm = await eventually(lambda: api.get(SM_PATH), "the ServiceMonitor", ops=[op])
+                assert sm["metadata"]["ownerReferences"][0]["uid"] == nm["metadata"]["uid"]
+                assert sm["spec"]["endpoints"][0]["port"] == "monitor"
+                await eventually(
+                    lambda: _with(api.get(f"{NM}/demo"),
+                                  lambda o: condition(o, "ServiceMonitor").get("reason") == "Applied"),
+                    "ServiceMonitor=Applied", ops=[op])
+
+        finally:
+            code = await op.stop()
+        assert code == 0, op.logs()[-4000:]
