@@ -10,7 +10,9 @@
 //!    (`GET /apis/monitoring.coreos.com/v1`, allowed to every authenticated user by the
 //!    built-in `system:discovery` role, so no RBAC rule is needed; the answer is cached for
 //!    [`DISCOVERY_TTL`]) says the cluster serves `servicemonitors`; otherwise it is skipped
-//!    and the `ServiceMonitor` condition says why (a Warning Event too, once).
+//!    and the `ServiceMonitor` condition says why (a Warning Event too, once). When
+//!    `monitoring.serviceMonitor` is off, a ServiceMonitor this NatsMini owns is deleted
+//!    (looked up once per operator process and object, and again after each apply).
 //! 3. Status: `replicas`/`readyReplicas` from the applied StatefulSet, the ready pods'
 //!    `/routez` route counts (fetched through [`Routez`], injectable for tests), and the
 //!    Ready/Progressing/Degraded conditions. Ready is only True when every broker is ready
@@ -43,7 +45,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -154,6 +156,9 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// The last ServiceMonitor discovery: when, and whether the kind was served.
     service_monitor_discovery: Mutex<Option<(Instant, bool)>>,
+    /// NatsMinis (`namespace/name`) known to own no ServiceMonitor: nothing to delete while
+    /// `monitoring.serviceMonitor` stays off.
+    without_service_monitor: Mutex<HashSet<String>>,
 }
 
 impl Context {
@@ -177,6 +182,7 @@ impl Context {
             routez,
             failures: Mutex::new(HashMap::new()),
             service_monitor_discovery: Mutex::new(None),
+            without_service_monitor: Mutex::new(HashSet::new()),
         }
     }
 
@@ -227,7 +233,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// What the reconcile did about the ServiceMonitor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ServiceMonitorOutcome {
-    /// `monitoring.serviceMonitor` is off.
+    /// `monitoring.serviceMonitor` is off (an owned one was deleted if there was one).
     Disabled,
     /// Applied.
     Applied,
@@ -355,7 +361,8 @@ async fn apply(nm: &NatsMini, ctx: &Context) -> Result<Action> {
 
 const SKIPPED_MESSAGE: &str = "monitoring.serviceMonitor is enabled but the cluster does not serve monitoring.coreos.com/v1 ServiceMonitors (is the prometheus-operator CRD installed?): skipped";
 
-/// Applies the rendered ServiceMonitor when the kind is served.
+/// Applies the rendered ServiceMonitor when the kind is served; without one, deletes the
+/// ServiceMonitor this NatsMini owns, if any.
 async fn sync_service_monitor(
     nm: &NatsMini,
     ctx: &Context,
@@ -374,10 +381,60 @@ async fn sync_service_monitor(
                 tracing::info!(natsmini = %key, "{SKIPPED_MESSAGE}");
                 return Ok(ServiceMonitorOutcome::CrdNotInstalled);
             }
+            lock(&ctx.without_service_monitor).remove(&key);
             apply_one(&api, sm, "ServiceMonitor").await?;
             Ok(ServiceMonitorOutcome::Applied)
         }
-        None => Ok(ServiceMonitorOutcome::Disabled),
+        None => {
+            if lock(&ctx.without_service_monitor).contains(&key) {
+                return Ok(ServiceMonitorOutcome::Disabled);
+            }
+            if ctx.service_monitors_served().await? {
+                delete_owned(&api, &Names::new(nm, &ctx.render)?.base, nm).await?;
+            }
+            lock(&ctx.without_service_monitor).insert(key);
+            Ok(ServiceMonitorOutcome::Disabled)
+        }
+    }
+}
+
+/// Deletes `name` if `owner` owns it (a 404 at either step is fine); a ServiceMonitor of the
+/// same name that someone else made is left alone. The delete is conditional on the uid
+/// read, so an object replaced in between survives.
+async fn delete_owned(api: &Api<DynamicObject>, name: &str, owner: &NatsMini) -> Result<()> {
+    let kube_err = |source| Error::Kube {
+        what: "deleting the ServiceMonitor",
+        source,
+    };
+    let found = match api.get(name).await {
+        Ok(found) => found,
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+        Err(source) => return Err(kube_err(source)),
+    };
+    let owned = found
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| Some(&o.uid) == owner.metadata.uid.as_ref());
+    if !owned {
+        tracing::info!(natsmini = %key(owner), servicemonitor = name, "not ours: left alone");
+        return Ok(());
+    }
+    let params = kube::api::DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: found.metadata.uid.clone(),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    match api.delete(name, &params).await {
+        Ok(_) => {
+            tracing::info!(natsmini = %key(owner), servicemonitor = name, "deleted the ServiceMonitor");
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(source) => Err(kube_err(source)),
     }
 }
 
@@ -1019,6 +1076,82 @@ mod scenarios {
             assert_eq!(sm["reason"], "Applied");
         });
         reconciled(again, &ctx).await;
+        finish(server).await;
+    }
+
+    #[tokio::test]
+    async fn turning_the_service_monitor_off_deletes_the_owned_one_once() {
+        let (ctx, mut api) = context(meshed_routez());
+        let server = tokio::spawn(async move {
+            three_children(&mut api).await;
+            api.expect_discovery(true).await;
+            let sm = api.expect_apply(SERVICE_MONITOR_PATH, None).await;
+            assert_eq!(sm["apiVersion"], "monitoring.coreos.com/v1");
+            assert_eq!(sm["spec"]["endpoints"][0]["port"], "monitor");
+            three_pods(&mut api).await;
+            let status = api.expect_status_patch().await;
+            assert_eq!(condition(&status, "ServiceMonitor")["reason"], "Applied");
+            assert_eq!(api.expect_event().await["reason"], "Applied");
+            (api, sm, status)
+        });
+        reconciled(with_service_monitor(natsmini(3)), &ctx).await;
+        let (mut api, mut stored_sm, status) = finish(server).await;
+
+        // Generation 2 turns it off: the ServiceMonitor it owns is read, then deleted on
+        // the condition that it is still the object read (its uid).
+        stored_sm["metadata"]["uid"] = json!("sm-uid");
+        let mut off = natsmini(3);
+        off.metadata.generation = Some(2);
+        off.status = Some(serde_json::from_value(status).unwrap());
+        let server = tokio::spawn(async move {
+            three_children(&mut api).await;
+            api.expect_service_monitor_get(Some(stored_sm)).await;
+            let options = api.expect_service_monitor_delete().await;
+            assert_eq!(options["preconditions"]["uid"], "sm-uid", "{options}");
+            three_pods(&mut api).await;
+            let status = api.expect_status_patch().await;
+            assert!(
+                status["conditions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|c| c["type"] != "ServiceMonitor"),
+                "{status}"
+            );
+            // The Recorder turns the second `Applied` into a series.
+            assert_eq!(api.expect_event_repeat().await["reason"], "Applied");
+            (api, status)
+        });
+        reconciled(off.clone(), &ctx).await;
+        let (mut api, status) = finish(server).await;
+
+        // Known to be gone: the next reconciles do not look for it again.
+        off.status = Some(serde_json::from_value(status).unwrap());
+        let server = tokio::spawn(async move {
+            three_children(&mut api).await;
+            three_pods(&mut api).await;
+        });
+        reconciled(off, &ctx).await;
+        finish(server).await;
+    }
+
+    #[tokio::test]
+    async fn a_service_monitor_someone_else_owns_is_left_alone() {
+        let (ctx, mut api) = context(meshed_routez());
+        let server = tokio::spawn(async move {
+            three_children(&mut api).await;
+            api.expect_discovery(true).await;
+            api.expect_service_monitor_get(Some(json!({
+                "apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+                "metadata": {"name": "demo", "namespace": "ns", "uid": "theirs"},
+            })))
+            .await;
+            // No DELETE: the pod list comes next.
+            three_pods(&mut api).await;
+            api.expect_status_patch().await;
+            api.expect_event().await;
+        });
+        reconciled(natsmini(3), &ctx).await;
         finish(server).await;
     }
 

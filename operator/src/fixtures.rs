@@ -167,9 +167,12 @@ impl ApiServerVerifier {
         seen.body
     }
 
-    /// Expects the children of a NatsMini without ServiceMonitor applied in order.
+    /// Expects the five children applied in order, then (ServiceMonitor off, fresh
+    /// context) the ServiceMonitor discovery, answered as by a cluster without the CRD.
     pub async fn expect_children(&mut self, sts_status: Value) -> Vec<Value> {
-        self.expect_builtin_children(sts_status).await
+        let bodies = self.expect_builtin_children(sts_status).await;
+        self.expect_discovery(false).await;
+        bodies
     }
 
     /// Expects the five built-in children applied in order; the StatefulSet answers with
@@ -223,6 +226,33 @@ impl ApiServerVerifier {
                 .unwrap();
             send.send_response(resp);
         }
+    }
+
+    /// Expects a GET of the ServiceMonitor `demo`; answers with `stored` or a 404.
+    pub async fn expect_service_monitor_get(&mut self, stored: Option<Value>) {
+        let (seen, send) = self.next().await;
+        assert_eq!(seen.method, "GET");
+        assert_eq!(seen.path, SERVICE_MONITOR_PATH);
+        match stored {
+            Some(obj) => reply(send, StatusCode::OK, &obj),
+            None => not_found(
+                send,
+                "servicemonitors.monitoring.coreos.com \"demo\" not found",
+            ),
+        }
+    }
+
+    /// Expects the DELETE of the ServiceMonitor `demo`; returns its body (DeleteOptions).
+    pub async fn expect_service_monitor_delete(&mut self) -> Value {
+        let (seen, send) = self.next().await;
+        assert_eq!(seen.method, "DELETE");
+        assert_eq!(seen.path, SERVICE_MONITOR_PATH);
+        reply(
+            send,
+            StatusCode::OK,
+            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
+        );
+        seen.body
     }
 
     /// Expects the pod list by the brokers' selector; answers with `pods`.
@@ -312,6 +342,17 @@ impl ApiServerVerifier {
 /// Where the ServiceMonitor `demo` lives.
 pub const SERVICE_MONITOR_PATH: &str =
     "/apis/monitoring.coreos.com/v1/namespaces/ns/servicemonitors/demo";
+
+fn not_found(send: SendResponse<Response<Body>>, message: &str) {
+    reply(
+        send,
+        StatusCode::NOT_FOUND,
+        &json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {},
+            "status": "Failure", "message": message, "reason": "NotFound", "code": 404,
+        }),
+    );
+}
 
 /// A ready pod `demo-i` with IP `10.0.0.i`.
 pub fn ready_pod(i: usize) -> Value {

@@ -407,9 +407,10 @@ async def test_a_service_monitor_without_its_crd_is_skipped_not_degraded(kmock, 
 
 
 @pytest.mark.kmock(cls=ServiceMonitorCRD)
-async def test_a_service_monitor_is_applied_where_its_crd_is_installed(kmock, operator_bin):
-    """Relies on: SSA_UPSERT (the ServiceMonitor is created by apply), METADATA (uids for the
-    owner reference)."""
+async def test_a_service_monitor_is_applied_then_deleted_when_turned_off(kmock, operator_bin):
+    """Relies on: SSA_UPSERT (the ServiceMonitor is created by apply), METADATA (its uid for
+    the owner check and the delete precondition; generation). kmock ignores the delete's
+    uid precondition: that it is sent is pinned by the tower-test scenario."""
     with tempfile.TemporaryDirectory() as tmp:
         op = Operator(operator_bin, str(kmock.url), "op-a", Path(tmp))
         try:
@@ -424,6 +425,18 @@ async def test_a_service_monitor_is_applied_where_its_crd_is_installed(kmock, op
                                   lambda o: condition(o, "ServiceMonitor").get("reason") == "Applied"),
                     "ServiceMonitor=Applied", ops=[op])
 
+                await api.merge(f"{NM}/demo",
+                                {"spec": {"monitoring": {"serviceMonitor": {"enabled": False}}}})
+
+                async def gone():
+                    return await api.get(SM_PATH) is None
+                await eventually(gone, "the ServiceMonitor deleted", ops=[op])
+                got = await eventually(
+                    lambda: _with(api.get(f"{NM}/demo"),
+                                  lambda o: o["status"].get("observedGeneration") == 2),
+                    "observedGeneration 2", ops=[op])
+                assert condition(got, "ServiceMonitor") == {}
+                assert condition(got, "Degraded")["status"] == "False"
         finally:
             code = await op.stop()
         assert code == 0, op.logs()[-4000:]
