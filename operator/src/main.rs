@@ -105,8 +105,9 @@ struct RunArgs {
     /// Seconds before expiry the holder renews (less than the duration).
     #[arg(long, env = "LEASE_GRACE_SECONDS", default_value_t = 5)]
     lease_grace_seconds: u64,
-    /// Directory with `tls.crt` and `tls.key` for the sidecar-injection webhook. Unset: no
-    /// webhook is served.
+    /// Directory with `tls.crt` and `tls.key` for the sidecar-injection webhook, looked at
+    /// again at most every 10 s on a handshake: a renewed certificate is served without a
+    /// restart. Unset: no webhook is served.
     #[arg(long, env = "WEBHOOK_CERT_DIR")]
     webhook_cert_dir: Option<std::path::PathBuf>,
     /// Address of the webhook's HTTPS endpoint (`POST /mutate`).
@@ -299,11 +300,8 @@ async fn operate(args: RunArgs) -> anyhow::Result<()> {
     ));
     let render: RenderContext = args.render.into();
     if let Some(dir) = &args.webhook_cert_dir {
-        let read = |f: &str| {
-            std::fs::read(dir.join(f))
-                .with_context(|| format!("cannot read {}", dir.join(f).display()))
-        };
-        let tls = webhook::tls_config(&read("tls.crt")?, &read("tls.key")?)
+        // Re-read when the mounted Secret changes (cert-manager renewals): no restart needed.
+        let tls = webhook::reloading_tls_config(dir, webhook::CERT_CHECK_INTERVAL)
             .map_err(anyhow::Error::msg)
             .context("webhook certificate")?;
         let listener = tokio::net::TcpListener::bind(args.webhook_addr)

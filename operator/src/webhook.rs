@@ -339,12 +339,16 @@ pub async fn serve(
     .await;
 }
 
-/// A rustls server config from PEM files (`tls.crt` with the chain, `tls.key`), as a
-/// `kubernetes.io/tls` Secret mounts them.
-pub fn tls_config(
+/// How often, at most, [`ReloadingCert`] looks at the certificate files again.
+pub const CERT_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A certificate chain and its key from PEM (`tls.crt` with the chain, `tls.key`), checked to
+/// belong together.
+fn certified_key(
     cert_pem: &[u8],
     key_pem: &[u8],
-) -> Result<std::sync::Arc<rustls::ServerConfig>, String> {
+    provider: &rustls::crypto::CryptoProvider,
+) -> Result<rustls::sign::CertifiedKey, String> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let certs = CertificateDer::pem_slice_iter(cert_pem)
@@ -354,15 +358,152 @@ pub fn tls_config(
         return Err("tls.crt holds no certificate".into());
     }
     let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("tls.key: {e}"))?;
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    rustls::sign::CertifiedKey::from_der(certs, key, provider)
+        .map_err(|e| format!("tls.crt and tls.key: {e}"))
+}
+
+fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    std::sync::Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn server_config(
+    provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
+    resolver: std::sync::Arc<dyn rustls::server::ResolvesServerCert>,
+) -> Result<std::sync::Arc<rustls::ServerConfig>, String> {
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| e.to_string())?;
+        .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(std::sync::Arc::new(config))
+}
+
+/// A rustls server config from PEM files (`tls.crt` with the chain, `tls.key`), as a
+/// `kubernetes.io/tls` Secret mounts them; the certificate never changes.
+pub fn tls_config(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<std::sync::Arc<rustls::ServerConfig>, String> {
+    let provider = provider();
+    let key = certified_key(cert_pem, key_pem, &provider)?;
+    server_config(
+        provider,
+        std::sync::Arc::new(rustls::sign::SingleCertAndKey::from(key)),
+    )
+}
+
+/// A rustls server config serving `DIR/tls.crt` and `DIR/tls.key` through a
+/// [`ReloadingCert`]: a renewed certificate (cert-manager, a Secret update) is served without
+/// a restart. The files must be valid at start.
+pub fn reloading_tls_config(
+    dir: &std::path::Path,
+    interval: std::time::Duration,
+) -> Result<std::sync::Arc<rustls::ServerConfig>, String> {
+    let provider = provider();
+    let resolver = ReloadingCert::load(dir, interval, provider.clone())?;
+    server_config(provider, std::sync::Arc::new(resolver))
+}
+
+/// The serving certificate from `tls.crt` and `tls.key` in a directory, read again on a
+/// handshake when `interval` has passed since the last look. A Secret volume is updated by
+/// swapping its `..data` symlink, which leaves the files' own paths and often their mtimes
+/// alone, so the files' contents are compared, not their metadata. New contents that do not
+/// parse, or a certificate and key that do not belong together (a half-written update), are
+/// logged once and the previous certificate stays in service.
+pub struct ReloadingCert {
+    dir: std::path::PathBuf,
+    interval: std::time::Duration,
+    provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
+    state: std::sync::Mutex<CertState>,
+}
+
+struct CertState {
+    checked: std::time::Instant,
+    /// The files' contents at the last look, valid or not.
+    seen: (Vec<u8>, Vec<u8>),
+    current: std::sync::Arc<rustls::sign::CertifiedKey>,
+}
+
+impl ReloadingCert {
+    /// Reads the files once; they must hold a valid pair.
+    pub fn load(
+        dir: &std::path::Path,
+        interval: std::time::Duration,
+        provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
+    ) -> Result<ReloadingCert, String> {
+        let seen = read_pair(dir)?;
+        let current = std::sync::Arc::new(certified_key(&seen.0, &seen.1, &provider)?);
+        Ok(ReloadingCert {
+            dir: dir.to_path_buf(),
+            interval,
+            provider,
+            state: std::sync::Mutex::new(CertState {
+                checked: std::time::Instant::now(),
+                seen,
+                current,
+            }),
+        })
+    }
+
+    /// The certificate to serve now, after a look at the files if one is due.
+    pub fn current(&self) -> std::sync::Arc<rustls::sign::CertifiedKey> {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if state.checked.elapsed() >= self.interval {
+            state.checked = std::time::Instant::now();
+            match read_pair(&self.dir) {
+                Ok(files) if files == state.seen => {}
+                Ok(files) => {
+                    match certified_key(&files.0, &files.1, &self.provider) {
+                        Ok(key) => {
+                            state.current = std::sync::Arc::new(key);
+                            tracing::info!(dir = %self.dir.display(), "webhook certificate reloaded");
+                        }
+                        Err(e) => tracing::error!(
+                            dir = %self.dir.display(),
+                            error = %e,
+                            "the new webhook certificate is unusable; still serving the previous one"
+                        ),
+                    }
+                    state.seen = files;
+                }
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "cannot read the webhook certificate; still serving the previous one"
+                ),
+            }
+        }
+        state.current.clone()
+    }
+}
+
+fn read_pair(dir: &std::path::Path) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let read = |f: &str| {
+        let path = dir.join(f);
+        std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    Ok((read("tls.crt")?, read("tls.key")?))
+}
+
+impl std::fmt::Debug for ReloadingCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReloadingCert")
+            .field("dir", &self.dir)
+            .field("interval", &self.interval)
+            .finish_non_exhaustive()
+    }
+}
+
+impl rustls::server::ResolvesServerCert for ReloadingCert {
+    fn resolve(
+        &self,
+        _client_hello: rustls::server::ClientHello<'_>,
+    ) -> Option<std::sync::Arc<rustls::sign::CertifiedKey>> {
+        Some(self.current())
+    }
 }
 
 #[cfg(test)]

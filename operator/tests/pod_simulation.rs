@@ -288,34 +288,15 @@ fn container_env(img: &Image, c: &Container, pod: &PodIdentity) -> Vec<(String, 
     env
 }
 
-/// Projects a ConfigMap into `dir` as the kubelet's atomic writer does: the files live in a
-/// fresh `..<version>` directory, `..data` links to it (replaced by a rename, so readers
-/// switch at once), and each key is a link through `..data`.
+/// Projects a ConfigMap into `dir` as the kubelet's atomic writer does
+/// ([`common::project_volume`]).
 fn project_config_map(dir: &Path, cm: &ConfigMap, version: usize) {
     let data = cm.data.as_ref().expect("ConfigMap data");
-    let versioned = format!("..{version}");
-    let target = dir.join(&versioned);
-    std::fs::create_dir_all(&target).expect("config volume dir");
-    for (key, text) in data {
-        let file = target.join(key);
-        std::fs::write(&file, text).expect("writing ConfigMap key");
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-    }
-    let tmp = dir.join("..data_tmp");
-    std::os::unix::fs::symlink(&versioned, &tmp).expect("..data_tmp link");
-    std::fs::rename(&tmp, dir.join("..data")).expect("swapping ..data");
-    for key in data.keys() {
-        let link = dir.join(key);
-        if std::fs::symlink_metadata(&link).is_err() {
-            std::os::unix::fs::symlink(format!("..data/{key}"), &link).expect("key link");
-        }
-    }
-    for old in std::fs::read_dir(dir).unwrap() {
-        let old = old.unwrap().file_name().to_string_lossy().into_owned();
-        if old.starts_with("..") && old != versioned && old != "..data" {
-            std::fs::remove_dir_all(dir.join(old)).unwrap();
-        }
-    }
+    let files: Vec<(&str, &[u8])> = data
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_bytes()))
+        .collect();
+    common::project_volume(dir, &files, version);
 }
 
 /// Single-quotes `s` for sh.

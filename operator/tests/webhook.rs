@@ -251,3 +251,80 @@ async fn the_https_server_answers_reviews_and_refuses_garbage() {
 
     server.stop().await;
 }
+
+/// A renewed certificate is served without a restart: the Secret volume's `..data` symlink is
+/// swapped as the kubelet does, and after the check interval a client trusting only the new
+/// certificate gets through. Unusable updates (garbage, a certificate with another key) are
+/// ignored and the previous certificate keeps serving.
+#[tokio::test]
+async fn the_https_server_serves_a_renewed_certificate_and_ignores_broken_ones() {
+    use rustls_pki_types::CertificateDer;
+    const INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+
+    let a = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let b = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (a_crt, a_key) = (a.cert.pem(), a.signing_key.serialize_pem());
+    let (b_crt, b_key) = (b.cert.pem(), b.signing_key.serialize_pem());
+    let dir = tempfile::tempdir().unwrap();
+    let project = |crt: &str, key: &str, version: usize| {
+        common::project_volume(
+            dir.path(),
+            &[("tls.crt", crt.as_bytes()), ("tls.key", key.as_bytes())],
+            version,
+        );
+    };
+    project(&a_crt, &a_key, 0);
+
+    let tls = webhook::reloading_tls_config(dir.path(), INTERVAL).unwrap();
+    let server = webhook_support::start(tls).await;
+    let trusts_a = webhook_support::connector([CertificateDer::from(a.cert.der().to_vec())]);
+    let trusts_b = webhook_support::connector([CertificateDer::from(b.cert.der().to_vec())]);
+    let serves = |connector: &tokio_rustls::TlsConnector| {
+        let connector = connector.clone();
+        let addr = server.addr;
+        async move {
+            webhook_support::connect(&connector, addr, "localhost")
+                .await
+                .is_ok()
+        }
+    };
+    assert!(serves(&trusts_a).await);
+    assert!(!serves(&trusts_b).await, "B is not served before the swap");
+
+    // Garbage, then B's certificate with A's key: each is looked at after the interval,
+    // refused, and A stays in service.
+    for (version, (crt, key)) in [("not a pem", "nor this"), (b_crt.as_str(), a_key.as_str())]
+        .into_iter()
+        .enumerate()
+    {
+        project(crt, key, version + 1);
+        tokio::time::sleep(INTERVAL * 2).await;
+        assert!(
+            serves(&trusts_a).await,
+            "A still served after update {}",
+            version + 1
+        );
+        assert!(
+            !serves(&trusts_b).await,
+            "B not served after update {}",
+            version + 1
+        );
+    }
+
+    // The real renewal: B from the next handshake after the interval on.
+    project(&b_crt, &b_key, 3);
+    tokio::time::sleep(INTERVAL * 2).await;
+    assert!(serves(&trusts_b).await, "B served after the swap");
+    assert!(!serves(&trusts_a).await, "A no longer served");
+    let (status, _) = webhook_support::post(
+        &trusts_b,
+        server.addr,
+        "localhost",
+        "/mutate",
+        fixture("replicaset-pod-native.json"),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    server.stop().await;
+}

@@ -97,3 +97,34 @@ pub fn venv_tool(name: &str, env_var: &str, pip_package: &str) -> PathBuf {
 pub fn update_golden() -> bool {
     std::env::var("UPDATE_GOLDEN").is_ok_and(|v| v == "1")
 }
+
+/// Projects `files` (key, content) into `dir` as the kubelet's atomic writer updates a
+/// ConfigMap or Secret volume: the files live in a fresh `..<version>` directory, `..data`
+/// links to it (replaced by a rename, so readers switch at once), each key is a link through
+/// `..data`, and older versions are removed.
+pub fn project_volume(dir: &Path, files: &[(&str, &[u8])], version: usize) {
+    use std::os::unix::fs::PermissionsExt;
+    let versioned = format!("..{version}");
+    let target = dir.join(&versioned);
+    std::fs::create_dir_all(&target).expect("volume dir");
+    for (key, content) in files {
+        let file = target.join(key);
+        std::fs::write(&file, content).expect("writing a volume key");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let tmp = dir.join("..data_tmp");
+    std::os::unix::fs::symlink(&versioned, &tmp).expect("..data_tmp link");
+    std::fs::rename(&tmp, dir.join("..data")).expect("swapping ..data");
+    for (key, _) in files {
+        let link = dir.join(key);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(format!("..data/{key}"), &link).expect("key link");
+        }
+    }
+    for old in std::fs::read_dir(dir).unwrap() {
+        let old = old.unwrap().file_name().to_string_lossy().into_owned();
+        if old.starts_with("..") && old != versioned && old != "..data" {
+            std::fs::remove_dir_all(dir.join(old)).unwrap();
+        }
+    }
+}
