@@ -18,7 +18,14 @@ pub enum RouteProtoError {
     BadArgs(String),
     ControlLineTooLong,
     BadPayloadTerminator,
+    /// A routed message larger than any server may be configured to carry.
+    PayloadTooLarge(usize),
 }
+
+/// The largest payload a routed message may announce: nats-server's own ceiling for
+/// `max_payload` (64 MB). Peers are servers, but the route port is reachable by anyone until
+/// CONNECT is checked, and the size comes from the wire.
+pub const MAX_ROUTED_PAYLOAD: usize = 64 * 1024 * 1024;
 
 impl std::fmt::Display for RouteProtoError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -28,6 +35,12 @@ impl std::fmt::Display for RouteProtoError {
             RouteProtoError::ControlLineTooLong => f.write_str("route control line too long"),
             RouteProtoError::BadPayloadTerminator => {
                 f.write_str("routed message not terminated by CRLF")
+            }
+            RouteProtoError::PayloadTooLarge(n) => {
+                write!(
+                    f,
+                    "routed message of {n} bytes exceeds {MAX_ROUTED_PAYLOAD}"
+                )
             }
         }
     }
@@ -325,6 +338,9 @@ impl RouteParser {
                     let headers = op_upper[0] == b'H';
                     let l = msg_line(args, headers).map_err(RouteStop::Proto)?;
                     let size = l.size;
+                    if size > MAX_ROUTED_PAYLOAD {
+                        return Err(RouteStop::Proto(RouteProtoError::PayloadTooLarge(size)));
+                    }
                     if buf.len() - i >= size + 2 {
                         if &buf[i + size..i + size + 2] != b"\r\n" {
                             return Err(RouteStop::Proto(RouteProtoError::BadPayloadTerminator));
@@ -333,10 +349,12 @@ impl RouteParser {
                             .map_err(RouteStop::Handler)?;
                         i += size + 2;
                     } else {
+                        // Sized by what arrived, not by what the line announces: memory follows
+                        // the bytes actually received (found by the `route` fuzz target).
                         let mut p = Pending {
                             line: line.to_vec(),
                             size,
-                            data: Vec::with_capacity(size + 2),
+                            data: Vec::with_capacity((buf.len() - i).min(size + 2)),
                         };
                         p.data.extend_from_slice(&buf[i..]);
                         self.pending = Some(p);
@@ -550,6 +568,15 @@ HMSG $G baz 12 14\r\nNATS/1.0\r\n\r\nhi\r\n-ERR 'oops'\r\n";
         assert!(matches!(
             RouteParser::new(1).parse(&[b'A'; 100], &mut r),
             Err(RouteStop::Proto(RouteProtoError::ControlLineTooLong))
+        ));
+        // An announced size is not trusted: nothing is reserved beyond what arrived, and sizes
+        // above nats-server's 64 MB ceiling are refused.
+        let mut p = RouteParser::new(4096);
+        p.parse(b"RMSG $G foo 60000000\r\nabc", &mut r).unwrap();
+        assert!(p.pending.as_ref().unwrap().data.capacity() < 1024);
+        assert!(matches!(
+            RouteParser::new(4096).parse(b"RMSG $G foo 99999999\r\n", &mut r),
+            Err(RouteStop::Proto(RouteProtoError::PayloadTooLarge(_)))
         ));
         // A line exactly at the limit parses the same whether its `\r\n` arrives with it or
         // a byte at a time (the limit is 16 x max_control_line).
