@@ -507,3 +507,51 @@ async fn routes_stay_single_and_stable_and_no_advertise_hides_members() {
     assert!(info.get("connect_urls").is_none(), "{info}");
     shutdown_all(nodes).await;
 }
+
+#[tokio::test]
+async fn the_route_port_refuses_clients_and_drops_half_done_or_ignored_routes() {
+    use nats_mini_e2e::Raw;
+    let port = free_port();
+    let n = node(port, &[]).await;
+    let addr = nats_mini_e2e::process::loopback(port);
+    // A NATS client on the route port: nats-server's error, then closed.
+    let (mut client, info) = Raw::connect_info(addr).await;
+    assert_eq!(info["cluster"], "e2e", "a route INFO: {info}");
+    client
+        .send("CONNECT {\"lang\":\"rust\",\"verbose\":false,\"cluster\":\"e2e\"}\r\n")
+        .await;
+    let got = client.expect_closed(T).await;
+    assert_eq!(
+        nats_mini_e2e::show(&got),
+        nats_mini_e2e::show(b"-ERR 'attempted to connect to route port'\r\n")
+    );
+    // Anything but CONNECT first: an authorization violation, as nats-server answers.
+    let (mut early, _) = Raw::connect_info(addr).await;
+    early.send("PING\r\n").await;
+    let got = early.expect_closed(T).await;
+    assert!(
+        nats_mini_e2e::contains(&got, b"-ERR 'Authorization Violation'"),
+        "{}",
+        nats_mini_e2e::show(&got)
+    );
+    // A dedicated per-account route (2.10+ pinned $SYS) is ignored, and like a silent
+    // connection it is closed once the handshake time is up, never registered.
+    let (mut pinned, _) = Raw::connect_info(addr).await;
+    pinned
+        .send(
+            "CONNECT {\"cluster\":\"e2e\",\"name\":\"NPEER\",\"headers\":true}\r\n\
+             INFO {\"server_id\":\"NPEER\",\"server_name\":\"peer\",\"cluster\":\"e2e\",\
+             \"route_account\":\"$SYS\",\"port\":1}\r\nRS+ $G secret.>\r\n",
+        )
+        .await;
+    let (mut silent, _) = Raw::connect_info(addr).await;
+    pinned.expect_closed(Duration::from_secs(10)).await;
+    silent.expect_closed(Duration::from_secs(10)).await;
+    assert!(n.route_peers().is_empty());
+    assert_eq!(
+        n.num_subscriptions(),
+        0,
+        "interest from an ignored connection"
+    );
+    n.shutdown().await;
+}

@@ -291,9 +291,7 @@ impl RouteConn {
             }
         );
         if !from_gossip {
-            let mut line = b"INFO ".to_vec();
-            let _ = serde_json::to_writer(&mut line, &raw);
-            line.extend_from_slice(b"\r\n");
+            let line = info_frame(&raw);
             srv.cluster.send_to_routes_except(&info.server_id, &line);
         }
         srv.client_urls_changed();
@@ -561,9 +559,14 @@ pub(crate) fn info_line(srv: &ServerShared) -> Vec<u8> {
     if srv.in_lame_duck() {
         obj.insert("ldm".into(), true.into());
     }
+    info_frame(&info)
+}
+
+/// `INFO {json} \r\n`, with the space before CRLF nats-server writes on routes too.
+fn info_frame<T: serde::Serialize>(json: &T) -> Vec<u8> {
     let mut line = b"INFO ".to_vec();
-    let _ = serde_json::to_writer(&mut line, &info);
-    line.extend_from_slice(b"\r\n");
+    let _ = serde_json::to_writer(&mut line, json);
+    line.extend_from_slice(b" \r\n");
     line
 }
 
@@ -699,7 +702,9 @@ where
                 conn.d.flush_receivers();
                 ping_timer.as_mut().reset(tokio::time::Instant::now() + ping_every);
             }
-            _ = &mut handshake, if conn.entry.is_none() && !conn.inert => {
+            // An unregistered connection, ignored ones included (a 2.10+ peer closes its
+            // per-account connection itself; anything else must not hold a socket for ever).
+            _ = &mut handshake, if conn.entry.is_none() => {
                 tracing::debug!("{peer} - rid:{rid} - Route handshake timed out");
                 break Some(Close::silent(ClosedReason::AuthenticationTimeout));
             }
