@@ -6,167 +6,22 @@
 //! run under cargo (a no-op when it is fresh), so a stale binary is never tested; without cargo
 //! an existing binary is used as is.
 
-use nats_mini_e2e::process::{binary, free_port};
+use nats_mini_e2e::process::{Proc, free_port, loopback};
 use nats_mini_e2e::{Raw, T, show};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-/// How long the binary may take to start or to exit.
-const PROC_T: Duration = Duration::from_secs(10);
-
-/// A running nats-mini process whose stderr lines are collected as they come.
-struct Proc {
-    child: Child,
-    stderr: Arc<Mutex<Vec<String>>>,
-    stdout: Arc<Mutex<Vec<String>>>,
-}
-
-fn collect(
-    stream: impl std::io::Read + Send + 'static,
-    into: Arc<Mutex<Vec<String>>>,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stream).lines() {
-            match line {
-                Ok(l) => into.lock().unwrap().push(l),
-                Err(_) => break,
-            }
-        }
-    })
-}
-
-impl Proc {
-    /// Starts the binary with `args` and exactly the `NATS_*` variables in `env` (any
-    /// inherited from the test's environment are removed).
-    fn spawn(args: &[&str], env: &[(&str, &str)]) -> Proc {
-        let mut cmd = Command::new(binary());
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("NATS_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.envs(env.iter().copied());
-        let mut child = cmd.spawn().expect("spawning nats-mini");
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        collect(child.stderr.take().unwrap(), stderr.clone());
-        collect(child.stdout.take().unwrap(), stdout.clone());
-        Proc {
-            child,
-            stderr,
-            stdout,
-        }
-    }
-
-    fn stderr_text(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
-    }
-
-    fn stdout_text(&self) -> String {
-        self.stdout.lock().unwrap().join("\n")
-    }
-
-    /// Waits for a stderr line containing `needle` and returns it.
-    async fn wait_for_line(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + PROC_T;
-        loop {
-            if let Some(l) = self
-                .stderr
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|l| l.contains(needle))
-            {
-                return l.clone();
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                // Let the reader threads drain what is left.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                if let Some(l) = self
-                    .stderr
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .find(|l| l.contains(needle))
-                {
-                    return l.clone();
-                }
-                panic!(
-                    "nats-mini exited ({status}) before logging {needle:?}; stderr:\n{}",
-                    self.stderr_text()
-                );
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "no stderr line with {needle:?} within {PROC_T:?}; stderr:\n{}",
-                    self.stderr_text()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Waits for the process to exit, then for its output to be fully collected.
-    async fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + PROC_T;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                return status;
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                panic!(
-                    "nats-mini did not exit within {PROC_T:?}; stderr:\n{}",
-                    self.stderr_text()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("running kill");
-        assert!(status.success(), "kill -{sig} failed");
-    }
-
-    /// Starts `-listen 127.0.0.1:<port> -http off` (plus `extra`) and waits until ready.
-    async fn start_ready(port: u16, extra: &[&str], env: &[(&str, &str)]) -> Proc {
-        let listen = format!("127.0.0.1:{port}");
-        let mut args = vec!["-listen", listen.as_str(), "-http", "off"];
-        args.extend_from_slice(extra);
-        let mut p = Proc::spawn(&args, env);
-        p.wait_for_line("Server is ready").await;
-        p
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn addr(port: u16) -> std::net::SocketAddr {
-    std::net::SocketAddr::from(([127, 0, 0, 1], port))
+/// Starts `-listen 127.0.0.1:<port> -http off` (plus `extra`) and waits until ready.
+async fn start_ready(port: u16, extra: &[&str], env: &[(&str, &str)]) -> Proc {
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec!["-listen", listen.as_str(), "-http", "off"];
+    args.extend_from_slice(extra);
+    let mut p = Proc::spawn(&args, env);
+    p.wait_for_line("Server is ready").await;
+    p
 }
 
 /// A raw client that has connected and seen its PING answered.
 async fn connected_client(port: u16) -> Raw {
-    let (mut raw, info) = Raw::connect_info(addr(port)).await;
+    let (mut raw, info) = Raw::connect_info(loopback(port)).await;
     assert_eq!(info["port"], port, "{info}");
     raw.send("CONNECT {\"verbose\":false,\"pedantic\":false}\r\nPING\r\n")
         .await;
@@ -192,7 +47,7 @@ async fn help_documents_the_default_listen_address() {
 #[tokio::test]
 async fn starts_logs_ready_with_the_client_url_and_serves_clients() {
     let port = free_port();
-    let mut p = Proc::start_ready(port, &[], &[]).await;
+    let mut p = start_ready(port, &[], &[]).await;
     let ready = p.wait_for_line("Server is ready").await;
     assert!(
         ready.contains(&format!("nats://127.0.0.1:{port}")),
@@ -215,7 +70,7 @@ async fn starts_logs_ready_with_the_client_url_and_serves_clients() {
 
 async fn signal_stops_cleanly(sig: &str, trapped: &str) {
     let port = free_port();
-    let mut p = Proc::start_ready(port, &[], &[]).await;
+    let mut p = start_ready(port, &[], &[]).await;
     let mut c = connected_client(port).await;
     p.signal(sig);
     let got = c.expect_closed(T).await;
@@ -235,7 +90,7 @@ async fn signal_stops_cleanly(sig: &str, trapped: &str) {
     assert!(log.contains(trapped), "no {trapped:?} in:\n{log}");
     assert!(log.contains("Server Exiting"), "stderr:\n{log}");
     // The port is free again.
-    std::net::TcpListener::bind(addr(port)).expect("port still taken after exit");
+    std::net::TcpListener::bind(loopback(port)).expect("port still taken after exit");
 }
 
 #[tokio::test]
@@ -291,12 +146,9 @@ async fn taken_port_exits_nonzero_with_one_error_line_naming_it() {
     let err = p.stderr_text();
     assert!(!status.success(), "started on a taken port; stderr:\n{err}");
     let errors: Vec<String> = p
-        .stderr
-        .lock()
-        .unwrap()
-        .iter()
+        .stderr_lines()
+        .into_iter()
         .filter(|l| l.contains("[ERR]") || l.contains("[FTL]"))
-        .cloned()
         .collect();
     assert_eq!(errors.len(), 1, "expected one error line; stderr:\n{err}");
     assert!(
@@ -313,9 +165,9 @@ async fn taken_port_exits_nonzero_with_one_error_line_naming_it() {
 async fn max_conns_flag_wins_over_the_environment() {
     // Environment only: one connection allowed.
     let port = free_port();
-    let _p = Proc::start_ready(port, &[], &[("NATS_MAX_CONNS", "1")]).await;
+    let _p = start_ready(port, &[], &[("NATS_MAX_CONNS", "1")]).await;
     let mut first = connected_client(port).await;
-    let (mut second, _) = Raw::connect_info(addr(port)).await;
+    let (mut second, _) = Raw::connect_info(loopback(port)).await;
     assert_eq!(
         show(&second.expect_closed(T).await),
         show(b"-ERR 'maximum connections exceeded'\r\n"),
@@ -325,7 +177,7 @@ async fn max_conns_flag_wins_over_the_environment() {
 
     // The flag wins: -max_conns 5 with NATS_MAX_CONNS=1 serves two clients.
     let port = free_port();
-    let _p = Proc::start_ready(port, &["-max_conns", "5"], &[("NATS_MAX_CONNS", "1")]).await;
+    let _p = start_ready(port, &["-max_conns", "5"], &[("NATS_MAX_CONNS", "1")]).await;
     let mut a = connected_client(port).await;
     let mut b = connected_client(port).await;
     a.expect_pong().await;
