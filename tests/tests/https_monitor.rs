@@ -69,22 +69,7 @@ async fn https_get(addr: SocketAddr, ca: &Path, path: &str) -> std::io::Result<(
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !buf.is_empty() => {}
             Err(e) => return Err(e),
         }
-        let text = String::from_utf8_lossy(&buf).into_owned();
-        let status = text
-            .strip_prefix("HTTP/1.1 ")
-            .and_then(|r| r.get(..3))
-            .and_then(|c| c.parse::<u16>().ok())
-            .ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("no HTTP/1.1 status line in {text:?}"),
-                )
-            })?;
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        Ok((status, body))
+        nats_mini_e2e::process::parse_http_response(&buf)
     };
     within(T, "an HTTPS GET", fut).await
 }

@@ -26,6 +26,27 @@ const LDM_FLAGS: [&str; 4] = [
 /// Slack on top of a deadline on a busy 2-core machine.
 const MARGIN: Duration = Duration::from_secs(3);
 
+/// The binary on `127.0.0.1:port` without monitoring, with the given lame-duck duration and
+/// grace period, once it is ready.
+async fn ready_with_lame_duck(port: u16, duration: &str, grace: &str) -> Proc {
+    let listen = format!("127.0.0.1:{port}");
+    let mut p = Proc::spawn(
+        &[
+            "-listen",
+            &listen,
+            "-http",
+            "off",
+            "--lame_duck_duration",
+            duration,
+            "--lame_duck_grace_period",
+            grace,
+        ],
+        &[],
+    );
+    p.wait_for_line("Server is ready").await;
+    p
+}
+
 /// A raw protocol-1 client on `port` that has exchanged CONNECT and PING/PONG, so the server
 /// sends it async INFOs (the lame-duck one among them).
 async fn protocol1_client(port: u16) -> Raw {
@@ -276,11 +297,7 @@ async fn lame_duck_moves_async_nats_clients_to_the_other_server_and_exits_0() {
 #[tokio::test]
 async fn sigterm_during_lame_duck_does_not_cut_the_drain_short() {
     let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut args = vec!["-listen", &listen, "-http", "off"];
-    args.extend_from_slice(&LDM_FLAGS);
-    let mut a = Proc::spawn(&args, &[]);
-    a.wait_for_line("Server is ready").await;
+    let mut a = ready_with_lame_duck(port, LDM_FLAGS[1], LDM_FLAGS[3]).await;
     let mut raw = protocol1_client(port).await;
 
     let t0 = Instant::now();
@@ -321,21 +338,7 @@ async fn sigterm_during_lame_duck_does_not_cut_the_drain_short() {
 async fn usr2_then_term_back_to_back_still_drains() {
     for round in 0..5 {
         let port = free_port();
-        let listen = format!("127.0.0.1:{port}");
-        let mut a = Proc::spawn(
-            &[
-                "-listen",
-                &listen,
-                "-http",
-                "off",
-                "--lame_duck_duration",
-                "1s",
-                "--lame_duck_grace_period",
-                "0s",
-            ],
-            &[],
-        );
-        a.wait_for_line("Server is ready").await;
+        let mut a = ready_with_lame_duck(port, "1s", "0s").await;
         let _client = protocol1_client(port).await;
         // Both signals from one shell: as close together as a preStop hook and the kubelet.
         let status = std::process::Command::new("sh")
@@ -361,21 +364,7 @@ async fn usr2_then_term_back_to_back_still_drains() {
 #[tokio::test]
 async fn lame_duck_without_clients_exits_at_once() {
     let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut a = Proc::spawn(
-        &[
-            "-listen",
-            &listen,
-            "-http",
-            "off",
-            "--lame_duck_duration",
-            "10s",
-            "--lame_duck_grace_period",
-            "8s",
-        ],
-        &[],
-    );
-    a.wait_for_line("Server is ready").await;
+    let mut a = ready_with_lame_duck(port, "10s", "8s").await;
     let t0 = Instant::now();
     a.signal("USR2");
     a.wait_for_line("Entering lame duck mode").await;
