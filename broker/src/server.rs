@@ -1021,12 +1021,9 @@ impl Server {
                         .map_err(|e| format!("cannot connect to {target}: {e}"))?,
                 )
             };
-            let mut got = Vec::new();
-            read_until(&mut s, &mut got, |b| b.windows(2).any(|w| w == b"\r\n")).await?;
-            if !got.starts_with(b"INFO ") {
-                return Err("no INFO from the server".to_string());
-            }
-            got.clear();
+            // The whole exchange goes out at once, without waiting for INFO first: the server
+            // sends INFO on accept and reads CONNECT whenever it comes, so one round trip
+            // checks accept, INFO, auth, SUB, PUB, delivery and PING.
             let connect = serde_json::json!({
                 "verbose": false, "pedantic": false, "name": SELF_CHECK_NAME,
                 "lang": "rust", "protocol": 1, "auth_token": token,
@@ -1038,10 +1035,14 @@ impl Server {
                 .await
                 .map_err(|e| format!("write failed: {e}"))?;
             let want = format!("MSG {subject} 1 2\r\nok\r\n");
+            let mut got = Vec::new();
             read_until(&mut s, &mut got, |b| {
                 contains(b, want.as_bytes()) && contains(b, wire::PONG)
             })
             .await?;
+            if !got.starts_with(b"INFO ") {
+                return Err("no INFO from the server".to_string());
+            }
             // Close our side and wait until the server has forgotten the connection.
             drop(s);
             self.shared.self_check_closed.notified().await;

@@ -334,3 +334,63 @@ async fn reports_round_trip_through_json_and_compare() {
     assert!(svg.contains("vs other"));
     server.shutdown().await;
 }
+
+/// scripts/bench-compare end to end, CI-sized: the three servers (ours, pip's nats-server and
+/// Debian's, installed by scripts/test-deps.sh) started and timed, two cases run against each,
+/// and the comparison written.
+#[test]
+fn bench_compare_script_times_every_server_and_compares_them() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = std::env::temp_dir().join(format!("bench-compare-smoke-{}", std::process::id()));
+    let status = std::process::Command::new("bash")
+        .arg(repo.join("scripts/bench-compare"))
+        .args([
+            "--quick",
+            "--rounds",
+            "1",
+            "--cases",
+            "pub 16B|reqrep sequential",
+        ])
+        .arg("--mini")
+        .arg(nats_mini_e2e::process::binary())
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .expect("run scripts/bench-compare");
+    assert!(
+        status.success(),
+        "bench-compare failed: see {}",
+        out.display()
+    );
+    let results = std::fs::read_to_string(out.join("results.jsonl")).unwrap();
+    let reports: Vec<serde_json::Value> = results
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let labels: Vec<&str> = reports
+        .iter()
+        .filter(|r| r["name"] == "start to ready")
+        .map(|r| r["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels.len(), 3, "{labels:?}");
+    assert_eq!(labels[0], "nats-mini");
+    assert!(labels[1].starts_with("nats-server 2."), "{labels:?}");
+    assert!(labels[2].ends_with("(Debian)"), "{labels:?}");
+    for r in reports.iter().filter(|r| r["name"] == "start to ready") {
+        let ms = r["metrics"][0]["value"].as_f64().unwrap();
+        assert!(ms > 0.0 && ms < 10_000.0, "{r}");
+    }
+    for case in ["pub 16B", "reqrep sequential"] {
+        let n = reports.iter().filter(|r| r["name"] == case).count();
+        assert_eq!(n, 3, "{case}: one report per server");
+    }
+    let table = std::fs::read_to_string(out.join("table.md")).unwrap();
+    assert!(table.contains("| start to ready |"), "{table}");
+    assert!(table.contains("| reqrep sequential | p50"), "{table}");
+    assert!(
+        std::fs::read_to_string(out.join("chart.svg"))
+            .unwrap()
+            .contains("<svg")
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
