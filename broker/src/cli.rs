@@ -189,6 +189,16 @@ const SPECS: &[Spec] = &[
         },
     },
     Spec {
+        names: &["busy_poll"],
+        env: Some("NATS_BUSY_POLL"),
+        boolean: false,
+        help: "keep a worker polling this long after interactive traffic, for lower request/reply latency at some CPU cost; 0 turns it off (default 50us)",
+        apply: |o, v| {
+            o.busy_poll = parse_duration(v)?;
+            Ok(())
+        },
+    },
+    Spec {
         names: &["log"],
         env: Some("NATS_LOG"),
         boolean: false,
@@ -802,6 +812,16 @@ mod tests {
         let o = run(&["--max_conns=10", "-write_deadline=3s"], &[]).unwrap();
         assert_eq!(o.max_conns, 10);
         assert_eq!(o.write_deadline, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn busy_poll_from_flag_or_env() {
+        let o = run(&["-busy_poll", "0"], &[("NATS_BUSY_POLL", "20us")]).unwrap();
+        assert!(o.busy_poll.is_zero());
+        let o = run(&[], &[("NATS_BUSY_POLL", "20us")]).unwrap();
+        assert_eq!(o.busy_poll, Duration::from_micros(20));
+        let e = run(&["--busy_poll=soon"], &[]).unwrap_err().0;
+        assert!(e.contains("-busy_poll"), "{e}");
     }
 
     #[test]

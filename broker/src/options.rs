@@ -11,6 +11,8 @@ pub const DEFAULT_PORT: u16 = 4222;
 pub const DEFAULT_HTTP: &str = "0.0.0.0:8222";
 pub const DEFAULT_MAX_CONNS: usize = 65536;
 pub const DEFAULT_WRITE_DEADLINE: Duration = Duration::from_secs(2);
+/// How long a worker keeps polling after interactive traffic (see [`crate::conn::busy_poll`]).
+pub const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(50);
 pub const DEFAULT_MAX_PAYLOAD: usize = 2 * 1024 * 1024;
 pub const DEFAULT_MAX_PENDING: usize = 128 * 1024 * 1024;
 pub const DEFAULT_MAX_CONTROL_LINE: usize = 4096;
@@ -90,6 +92,8 @@ pub struct Options {
     pub max_pending: usize,
     pub max_control_line: usize,
     pub write_deadline: Duration,
+    /// The busy-poll window after interactive traffic; zero turns it off.
+    pub busy_poll: Duration,
     pub ping_interval: Duration,
     pub ping_max: u32,
     pub auth_timeout: Duration,
@@ -158,6 +162,7 @@ impl Default for Options {
             max_pending: DEFAULT_MAX_PENDING,
             max_control_line: DEFAULT_MAX_CONTROL_LINE,
             write_deadline: DEFAULT_WRITE_DEADLINE,
+            busy_poll: DEFAULT_BUSY_POLL,
             ping_interval: DEFAULT_PING_INTERVAL,
             ping_max: DEFAULT_PING_MAX,
             auth_timeout: DEFAULT_AUTH_TIMEOUT,

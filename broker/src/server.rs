@@ -4,6 +4,7 @@
 
 use crate::auth::Authenticator;
 use crate::conn::Close;
+use crate::conn::busy_poll::BusyPoll;
 use crate::conn::client::{self, SELF_CHECK_NAME};
 use crate::conn::entry::{ClientEntry, ConnSnapshot};
 use crate::conn::outbound::Outbound;
@@ -137,6 +138,8 @@ pub struct ServerShared {
     auth: parking_lot::RwLock<Arc<Authenticator>>,
     pub sublist: Sublist<Subscription>,
     pub stats: ServerStats,
+    /// Keeps a worker polling after interactive traffic (see [`crate::conn::busy_poll`]).
+    pub busy_poll: BusyPoll,
     clients: Mutex<FxHashMap<u64, Arc<ClientEntry>>>,
     /// The most recently closed connections, newest last, for `/connz?state=closed`.
     closed: Mutex<std::collections::VecDeque<ConnSnapshot>>,
@@ -208,6 +211,7 @@ impl ServerShared {
             auth: parking_lot::RwLock::new(Arc::new(auth)),
             sublist: Sublist::new(),
             stats: ServerStats::default(),
+            busy_poll: BusyPoll::new(opts.busy_poll),
             clients: Mutex::new(FxHashMap::default()),
             closed: Mutex::new(std::collections::VecDeque::new()),
             num_clients: AtomicUsize::new(0),
@@ -320,6 +324,7 @@ impl ServerShared {
             }
         }
         *self.auth.write() = Arc::new(auth);
+        self.busy_poll.set_window(new.busy_poll);
         *self.live.write() = Arc::new(new);
         *self.config_load_time.lock() = SystemTime::now();
         self.config_gen.fetch_add(1, Ordering::AcqRel);
@@ -847,6 +852,10 @@ impl Server {
                 shared.opts().max_conns
             );
         }
+        tokio::spawn({
+            let s = shared.clone();
+            async move { s.busy_poll.run(s.shutdown.clone()).await }
+        });
         let accept = tokio::spawn(accept_loop(shared.clone(), listener));
         let server = Server {
             shared,

@@ -13,6 +13,7 @@
 use crate::cluster::url::RouteUrl;
 use crate::cluster::{ACCOUNT, interest_key};
 use crate::conn::Close;
+use crate::conn::busy_poll::ARMING_READ_MAX;
 use crate::conn::deliver::Deliverer;
 use crate::conn::entry::unix_nanos;
 use crate::conn::outbound::Outbound;
@@ -668,6 +669,9 @@ where
                 };
                 let res = parser.parse(&buf[..n], &mut conn);
                 conn.d.flush_receivers();
+                if n <= ARMING_READ_MAX {
+                    srv.busy_poll.arm();
+                }
                 // Routes never stall (nats-server stalls client producers only): a peer must
                 // not be slowed by one slow local subscriber.
                 conn.d.stalled.clear();

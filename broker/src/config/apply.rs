@@ -222,6 +222,8 @@ pub fn apply(map: &Map, opts: &mut Options) -> Result<Vec<Warning>, ConfigError>
                     u32::try_from(n).map_err(|_| err(v, k, format!("{k}: invalid value {n}")))?;
             }
             "write_deadline" => opts.write_deadline = duration_of(v, k, &mut warnings)?,
+            // nats-mini's own: see crate::conn::busy_poll.
+            "busy_poll" => opts.busy_poll = duration_of(v, k, &mut warnings)?,
             "authorization" => apply_authorization(v.as_map(k)?, opts, &mut warnings)?,
             "cluster" => apply_cluster(v.as_map(k)?, opts, &mut warnings)?,
             "lame_duck_duration" => {
@@ -651,6 +653,23 @@ mod tests {
         assert!(!o.routes.is_empty());
         assert!(o.cluster.is_some());
         assert!(o.pid_file.is_some() && o.log_file.is_some());
+    }
+
+    #[test]
+    fn busy_poll_is_a_duration_and_zero_turns_it_off() {
+        assert_eq!(
+            Options::default().busy_poll,
+            crate::options::DEFAULT_BUSY_POLL
+        );
+        let (o, _) = load("busy_poll: \"20us\"").unwrap();
+        assert_eq!(o.busy_poll, std::time::Duration::from_micros(20));
+        let (o, _) = load("busy_poll: \"0\"").unwrap();
+        assert!(o.busy_poll.is_zero());
+        let e = load("\nbusy_poll: \"fast\"").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "test.conf:2:12: error parsing busy_poll: time: invalid duration \"fast\""
+        );
     }
 
     #[test]

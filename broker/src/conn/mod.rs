@@ -1,6 +1,8 @@
-//! Connections: the per-connection outbound queue shared with producers ([`outbound`]) and the
-//! client connection that reads, parses and applies ops ([`client`]).
+//! Connections: the per-connection outbound queue shared with producers ([`outbound`]), the
+//! client connection that reads, parses and applies ops ([`client`]), and the busy poll that
+//! keeps a worker awake after interactive traffic ([`busy_poll`]).
 
+pub mod busy_poll;
 pub mod client;
 pub(crate) mod deliver;
 pub mod entry;

@@ -29,6 +29,8 @@ pub struct Metrics {
     route_stats: Vec<(&'static str, IntGaugeVec)>,
     counters: Vec<(&'static str, IntCounter)>,
     cpu_seconds: prometheus::Counter,
+    /// Time spent busy polling (see `crate::conn::busy_poll`): its CPU cost.
+    busy_poll_seconds: prometheus::Counter,
     /// Last values pushed into the counters (the registry's counters only move forward).
     last: Mutex<HashMap<&'static str, u64>>,
     last_cpu: Mutex<f64>,
@@ -70,6 +72,10 @@ const COUNTERS: &[(&str, &str)] = &[
     (
         "nats_mini_stale_connections_total",
         "Clients closed as stale connections.",
+    ),
+    (
+        "nats_mini_busy_poll_windows_total",
+        "Busy-poll windows spun after interactive traffic.",
     ),
 ];
 
@@ -143,6 +149,11 @@ impl Metrics {
             "Total user and system CPU time spent in seconds.",
         ));
         let _ = registry.register(Box::new(cpu_seconds.clone()));
+        let busy_poll_seconds = valid(prometheus::Counter::new(
+            "nats_mini_busy_poll_seconds_total",
+            "Time a worker spent busy polling after interactive traffic.",
+        ));
+        let _ = registry.register(Box::new(busy_poll_seconds.clone()));
         let flush_seconds = valid(Histogram::with_opts(
             HistogramOpts::new(
                 "nats_mini_flush_duration_seconds",
@@ -180,6 +191,7 @@ impl Metrics {
             route_stats,
             counters,
             cpu_seconds,
+            busy_poll_seconds,
             last: Mutex::new(HashMap::new()),
             last_cpu: Mutex::new(0.0),
             flush_seconds,
@@ -235,6 +247,9 @@ impl Metrics {
                     "nats_mini_out_bytes_total" => st.out_bytes,
                     "nats_mini_slow_consumers_total" => st.slow_consumers,
                     "nats_mini_stale_connections_total" => st.stale_connections,
+                    "nats_mini_busy_poll_windows_total" => {
+                        srv.busy_poll.windows.load(Ordering::Relaxed)
+                    }
                     _ => 0,
                 };
                 let prev = last.entry(name).or_insert(0);
@@ -242,6 +257,13 @@ impl Metrics {
                     c.inc_by(now - *prev);
                     *prev = now;
                 }
+            }
+        }
+        {
+            let spun = srv.busy_poll.spin_ns.load(Ordering::Relaxed) as f64 / 1e9;
+            let done = self.busy_poll_seconds.get();
+            if spun > done {
+                self.busy_poll_seconds.inc_by(spun - done);
             }
         }
         {
