@@ -8,7 +8,8 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Duration;
+
+mod common;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use nats_mini::subject;
@@ -170,16 +171,9 @@ fn churn(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = matching, churn
 }
 criterion_main!(benches);
