@@ -117,8 +117,8 @@ pub struct NatsMiniSpec {
     pub resources: Option<ResourceRequirements>,
 
     /// Broker limits, written into the config file. Unset limits keep the broker's defaults
-    /// (those of nats-server). All of them are reloaded without a restart except `maxPending`,
-    /// which takes effect on the next pod restart.
+    /// (those of nats-server; `busyPoll` is nats-mini's own). All of them are reloaded without
+    /// a restart except `maxPending`, which takes effect on the next pod restart.
     #[serde(default)]
     pub limits: LimitsSpec,
 
@@ -224,7 +224,8 @@ impl PullPolicy {
     }
 }
 
-/// Broker limits, each with the nats-server config key it sets.
+/// Broker limits, each with the config key it sets: nats-server's, except `busy_poll`, which is
+/// nats-mini's own.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LimitsSpec {
@@ -257,6 +258,14 @@ pub struct LimitsSpec {
     /// Interval between server PINGs to idle clients (config key ping_interval), e.g. "2m".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ping_interval: Option<GoDuration>,
+
+    /// nats-mini's own setting (config key busy_poll; nats-server has none): after a small
+    /// client read, one task keeps a worker polling this long instead of letting it sleep,
+    /// trading CPU for lower request/reply latency. A Go duration such as "20us" or "50µs";
+    /// "0" turns it off. Default 50us. Under a tight CPU limit (resources.limits.cpu of about
+    /// one core or less) set "0": the spinning burns CFS quota and gets the broker throttled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub busy_poll: Option<GoDuration>,
 
     /// Unanswered PINGs before a client is disconnected (config key ping_max). Default 2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -862,13 +871,15 @@ impl NatsMiniSpec {
                 format!("{p} bytes exceeds maxPending ({pending_or_default} bytes)"),
             ));
         }
-        for (field, d) in [
-            ("writeDeadline", &l.write_deadline),
-            ("pingInterval", &l.ping_interval),
+        // (field, whether 0 is allowed): a zero busyPoll turns busy polling off.
+        for (field, d, zero_allowed) in [
+            ("writeDeadline", &l.write_deadline, false),
+            ("pingInterval", &l.ping_interval, false),
+            ("busyPoll", &l.busy_poll, true),
         ] {
             if let Some(d) = d {
                 let parsed = d.parse().map_err(|e| invalid(field, e.to_string()))?;
-                if parsed.is_zero() {
+                if parsed.is_zero() && !zero_allowed {
                     return Err(invalid(field, "must be above 0".into()));
                 }
             }
@@ -944,6 +955,10 @@ mod tests {
             ),
             ("limits: {writeDeadline: '10'}", "spec.limits.writeDeadline"),
             ("limits: {pingInterval: 0s}", "spec.limits.pingInterval"),
+            ("limits: {writeDeadline: '0'}", "spec.limits.writeDeadline"),
+            ("limits: {busyPoll: soon}", "spec.limits.busyPoll"),
+            ("limits: {busyPoll: 50u}", "spec.limits.busyPoll"),
+            ("limits: {busyPoll: '-1us'}", "spec.limits.busyPoll"),
             ("limits: {maxControlLine: 10}", "spec.limits.maxControlLine"),
             ("auth: {}", "spec.auth"),
             (
@@ -997,8 +1012,40 @@ mod tests {
             "tuning: {mode: initContainer, fileMax: 1048576}",
             "auth: {users: {secretName: s, users: [{username: alice}, {username: bob, passwordKey: b}]}}",
             "limits: {maxPayload: 8mb, maxPending: 128mb, maxControlLine: 8kb}",
+            "limits: {busyPoll: '0'}",
+            "limits: {busyPoll: 0s}",
+            "limits: {busyPoll: 50us}",
+            "limits: {busyPoll: 50\u{b5}s}",
+            "limits: {busyPoll: 50\u{3bc}s}",
+            "limits: {busyPoll: 1ms, writeDeadline: 500\u{b5}s}",
+            "lameDuckDuration: 30000000\u{b5}s",
         ] {
             spec(yaml).validate().unwrap();
         }
+    }
+
+    #[test]
+    fn a_bad_busy_poll_is_refused_with_a_message_naming_the_field() {
+        let err = spec("limits: {busyPoll: soon}").validate().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid spec.limits.busyPoll: \"soon\" is not a duration (examples: \"500ms\", \"2s\", \"1m30s\")"
+        );
+        // "0" is a duration (off) for busyPoll only; the other durations must be above 0.
+        let err = spec("limits: {pingInterval: '0'}").validate().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid spec.limits.pingInterval: must be above 0"
+        );
+    }
+
+    #[test]
+    fn busy_poll_round_trips_as_busy_poll_and_is_skipped_when_unset() {
+        let s = spec("limits: {busyPoll: '0'}");
+        assert_eq!(s.limits.busy_poll, Some(GoDuration("0".into())));
+        let json = serde_json::to_value(&s.limits).unwrap();
+        assert_eq!(json, serde_json::json!({"busyPoll": "0"}));
+        let json = serde_json::to_value(&spec("{}").limits).unwrap();
+        assert_eq!(json, serde_json::json!({}));
     }
 }

@@ -24,9 +24,10 @@ use std::time::Duration;
 /// The pattern every size string must match (published in the CRD and used by tests).
 pub const SIZE_PATTERN: &str = "^[0-9]+([KkMmGgTtPpEe]([Ii]?[Bb]|[Ii])?)?$";
 
-/// The pattern every duration string must match: Go's `time.ParseDuration` syntax without
-/// signs, the `µs` spelling or a bare `0`.
-pub const DURATION_PATTERN: &str = "^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$";
+/// The pattern every duration string must match: Go's `time.ParseDuration` syntax (units
+/// `ns us µs μs ms s m h`, a bare `0`) without signs and without a number that starts or ends
+/// with its decimal point (`.5s`, `1.s`).
+pub const DURATION_PATTERN: &str = "^(0|([0-9]+(\\.[0-9]+)?(ns|us|\u{b5}s|\u{3bc}s|ms|s|m|h))+)$";
 
 /// Why a size or duration cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -137,13 +138,15 @@ pub fn parse_size(text: &str) -> Result<u64, UnitError> {
     u64::try_from(u128::from(n) * multiplier).map_err(|_| UnitError::SizeOverflow(text.to_string()))
 }
 
-/// A duration in Go's syntax (`"500ms"`, `"2s"`, `"1m30s"`), as nats-server reads it.
+/// A duration in Go's syntax (`"500ms"`, `"2s"`, `"1m30s"`, `"50us"`, `"0"`), as nats-server
+/// reads it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct GoDuration(pub String);
 
 impl GoDuration {
-    /// Parses the duration; signs, a missing unit and unknown units are errors.
+    /// Parses the duration; signs, a missing unit (other than in a bare `0`) and unknown units
+    /// are errors.
     pub fn parse(&self) -> Result<Duration, UnitError> {
         parse_duration(&self.0)
     }
@@ -178,9 +181,14 @@ impl JsonSchema for GoDuration {
     }
 }
 
-/// Parses `[0-9]+(\.[0-9]+)?UNIT` repeated, units `ns us ms s m h` (the CRD's pattern).
+/// Parses `[0-9]+(\.[0-9]+)?UNIT` repeated, units `ns us µs μs ms s m h` (Go spells a
+/// microsecond all three ways), or a bare `0` (the CRD's pattern).
 pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
     let bad = || UnitError::BadDuration(text.to_string());
+    // Go's one unitless duration (nats-mini's `busy_poll: "0"` turns busy polling off).
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
     let mut rest = text;
     if rest.is_empty() {
         return Err(bad());
@@ -211,7 +219,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
             .unwrap_or(rest.len());
         let unit: u128 = match &rest[..unit_end] {
             "ns" => 1,
-            "us" => 1_000,
+            // U+00B5 MICRO SIGN and U+03BC GREEK SMALL LETTER MU, as Go accepts them.
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
             "ms" => 1_000_000,
             "s" => 1_000_000_000,
             "m" => 60_000_000_000,
@@ -333,12 +342,37 @@ mod tests {
             ("10us", Duration::from_micros(10)),
             ("7ns", Duration::from_nanos(7)),
             ("0s", Duration::ZERO),
+            ("0", Duration::ZERO),
             ("1h2m3s4ms", Duration::new(3723, 4_000_000)),
+            ("50us", Duration::from_micros(50)),
+            ("50\u{b5}s", Duration::from_micros(50)),
+            ("50\u{3bc}s", Duration::from_micros(50)),
+            ("1.5\u{b5}s", Duration::from_nanos(1500)),
+            ("1ms250\u{b5}s", Duration::from_micros(1250)),
         ];
         for (text, want) in cases {
             assert_eq!(parse_duration(text), Ok(*want), "{text}");
         }
-        for text in ["", "2", "s", "-2s", "2d", "1.s", ".5s", "2 s", "1m-1s"] {
+        for text in [
+            "",
+            "2",
+            "s",
+            "-2s",
+            "2d",
+            "1.s",
+            ".5s",
+            "2 s",
+            "1m-1s",
+            "00",
+            "0.0",
+            "+0",
+            "-0",
+            "0 ",
+            "\u{b5}s",
+            "50\u{b5}",
+            "50u",
+            "50\u{b5}ss",
+        ] {
             assert!(parse_duration(text).is_err(), "{text}");
         }
     }

@@ -250,8 +250,32 @@ fn edge_cases() -> Vec<(
                     "maxControlLine": 4096,
                     "writeDeadline": "1m30s",
                     "pingInterval": "2m",
+                    "busyPoll": "1ms250us",
                     "maxPingsOut": 1000
                 },
+            }),
+            None,
+            json!({}),
+        ),
+        (
+            // Busy polling off, as advised under a CPU limit of one core: `busy_poll: "0"`.
+            "busy-poll-off",
+            "default",
+            json!({
+                "limits": {"busyPoll": "0"},
+                "resources": {"limits": {"cpu": "1", "memory": "1Gi"}},
+            }),
+            None,
+            json!({}),
+        ),
+        (
+            // Microseconds in all three spellings Go accepts, written as given, and a lame duck
+            // in µs (the chart's grace-period arithmetic must read it too).
+            "busy-poll-micro",
+            "default",
+            json!({
+                "limits": {"busyPoll": "50\u{b5}s", "writeDeadline": "1500\u{3bc}s", "pingInterval": "90000000us"},
+                "lameDuckDuration": "45000000\u{b5}s",
             }),
             None,
             json!({}),
@@ -352,6 +376,11 @@ fn the_chart_and_the_operator_refuse_the_same_cross_field_mistakes() {
         json!({"limits": {"maxControlLine": 10}}),
         json!({"limits": {"pingInterval": "0s"}}),
         json!({"limits": {"writeDeadline": "0.0000000001s"}}),
+        json!({"limits": {"writeDeadline": "0"}}),
+        json!({"limits": {"busyPoll": "soon"}}),
+        json!({"limits": {"busyPoll": "-1us"}}),
+        json!({"limits": {"busyPoll": "00"}}),
+        json!({"limits": {"busyPoll": "99999999999999999999h"}}),
         json!({"auth": {"token": {"secretName": "a"}, "users": {"secretName": "b", "users": [{"username": "u"}]}}}),
         json!({"auth": {"users": {"secretName": "b", "users": [{"username": "u"}, {"username": "u"}]}}}),
         json!({"auth": {"users": {"secretName": "b", "users": [{"username": "a@b"}]}}}),

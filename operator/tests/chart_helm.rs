@@ -266,6 +266,23 @@ fn bad_values_are_refused_with_a_message_naming_the_field() {
             "nats.limits.pingInterval",
         ),
         (
+            json!({"nats": {"limits": {"busyPoll": "soon"}}}),
+            "nats.limits.busyPoll",
+        ),
+        (
+            // A bare 0 is a number: "0" must be quoted.
+            json!({"nats": {"limits": {"busyPoll": 0}}}),
+            "nats.limits.busyPoll",
+        ),
+        (
+            json!({"nats": {"limits": {"busyPoll": "-1us"}}}),
+            "nats.limits.busyPoll",
+        ),
+        (
+            json!({"nats": {"limits": {"busyPoll": "50u"}}}),
+            "nats.limits.busyPoll",
+        ),
+        (
             json!({"nats": {"limits": {"maxPingsOut": 0}}}),
             "nats.limits.maxPingsOut",
         ),
@@ -423,6 +440,14 @@ fn bad_values_are_refused_with_a_message_naming_the_field() {
             "nats.limits.writeDeadline",
         ),
         (
+            json!({"nats": {"limits": {"writeDeadline": "0"}}}),
+            "nats.limits.writeDeadline",
+        ),
+        (
+            json!({"nats": {"limits": {"busyPoll": "99999999999999999999h"}}}),
+            "nats.limits.busyPoll",
+        ),
+        (
             json!({"auth": {"token": {"secretName": "a"}, "users": {"secretName": "b", "users": [{"username": "u"}]}}}),
             "auth",
         ),
@@ -540,6 +565,44 @@ fn users_can_write_the_documented_limits_shape() {
         sts["spec"]["template"]["spec"]["containers"][0]["resources"],
         json!({"limits": {"memory": "2Gi", "cpu": "4"}})
     );
+}
+
+#[test]
+fn busy_poll_is_written_as_given_and_zero_turns_it_off() {
+    // Unset: no busy_poll line (the broker's 50us default). "0", "20us" and "50µs" pass the
+    // schema and the chart's checks and are written as given, after the other durations.
+    let cases = [
+        (json!(null), None),
+        (json!("0"), Some("busy_poll: \"0\"")),
+        (json!("20us"), Some("busy_poll: \"20us\"")),
+        (json!("50\u{b5}s"), Some("busy_poll: \"50\u{b5}s\"")),
+        (json!("50\u{3bc}s"), Some("busy_poll: \"50\u{3bc}s\"")),
+    ];
+    let jobs = cases
+        .iter()
+        .map(|(v, _)| {
+            template_job(
+                "nats",
+                "default",
+                &[] as &[PathBuf],
+                json!({"nats": {"limits": {"pingInterval": "2m", "busyPoll": v}}}),
+            )
+        })
+        .collect();
+    for ((value, want), result) in cases.iter().zip(helm_batch(jobs)) {
+        let r = rendered(&result).unwrap_or_else(|e| panic!("busyPoll {value}: {e}"));
+        let config = r.get("ConfigMap", "nats-config")["data"]["nats-mini.conf"]
+            .as_str()
+            .expect("config")
+            .to_string();
+        match want {
+            None => assert!(!config.contains("busy_poll"), "{config}"),
+            Some(line) => assert!(
+                config.contains(&format!("\nping_interval: \"2m\"\n{line}\n")),
+                "busyPoll {value}: no {line:?} in\n{config}"
+            ),
+        }
+    }
 }
 
 /// Schema nodes by dotted path.

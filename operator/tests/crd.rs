@@ -159,6 +159,24 @@ fn crd_has_the_api_users_expect() {
             .is_some()
     );
     assert!(spec["lameDuckDuration"]["pattern"].as_str().is_some());
+    // busyPoll: a duration like writeDeadline (same pattern, which takes Go's bare "0"), with
+    // the advice for CPU-limited pods where `kubectl explain` shows it.
+    let limits = &spec["limits"]["properties"];
+    assert_eq!(limits["busyPoll"]["type"], "string");
+    assert_eq!(limits["busyPoll"]["nullable"], true);
+    assert_eq!(
+        limits["busyPoll"]["pattern"],
+        limits["writeDeadline"]["pattern"]
+    );
+    let busy_poll_doc = limits["busyPoll"]["description"]
+        .as_str()
+        .expect("description");
+    for want in ["busy_poll", "\"0\" turns it off", "CPU limit", "CFS quota"] {
+        assert!(
+            busy_poll_doc.contains(want),
+            "{want:?} not in {busy_poll_doc:?}"
+        );
+    }
     // Every spec field is documented.
     let mut nodes = Vec::new();
     walk(

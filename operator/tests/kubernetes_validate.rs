@@ -208,6 +208,29 @@ fn examples_match_the_crd_schema_and_bad_values_do_not() {
             good.push(serde_json::json!([example, v]));
         }
     }
+    // Spellings the examples do not use: Go's bare "0" and its micro signs (busyPoll "0" turns
+    // busy polling off).
+    let good_specs = [
+        (
+            "busy poll off",
+            serde_json::json!({"limits": {"busyPoll": "0"}}),
+        ),
+        (
+            "busy poll with micro sign",
+            serde_json::json!({"limits": {"busyPoll": "50\u{b5}s"}}),
+        ),
+        (
+            "busy poll with greek mu",
+            serde_json::json!({"limits": {"busyPoll": "1.5\u{3bc}s"}}),
+        ),
+        (
+            "write deadline in microseconds",
+            serde_json::json!({"limits": {"writeDeadline": "1500us"}}),
+        ),
+    ];
+    for (name, spec) in good_specs {
+        good.push(serde_json::json!([name, {"apiVersion": "nats-mini.io/v1alpha1", "kind": "NatsMini", "spec": spec}]));
+    }
     let bad_specs = [
         ("negative replicas", serde_json::json!({"replicas": -1})),
         ("too many replicas", serde_json::json!({"replicas": 5000})),
@@ -255,6 +278,22 @@ fn examples_match_the_crd_schema_and_bad_values_do_not() {
         (
             "duration word",
             serde_json::json!({"lameDuckDuration": "soon"}),
+        ),
+        (
+            "busy poll word",
+            serde_json::json!({"limits": {"busyPoll": "soon"}}),
+        ),
+        (
+            "busy poll as a number",
+            serde_json::json!({"limits": {"busyPoll": 0}}),
+        ),
+        (
+            "negative busy poll",
+            serde_json::json!({"limits": {"busyPoll": "-50us"}}),
+        ),
+        (
+            "zero with leading zero",
+            serde_json::json!({"limits": {"busyPoll": "00"}}),
         ),
         (
             "zero connections",

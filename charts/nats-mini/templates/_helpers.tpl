@@ -94,19 +94,20 @@ Argument: (list FIELD VALUE). Prints the byte count; fails naming FIELD.
 {{- end -}}
 
 {{/*
-A Go duration ("500ms", "1m30s", "1.5s") in nanoseconds, parsed like the operator does
-(fractions truncated to the nanosecond). Argument: (list FIELD VALUE). Fails naming FIELD.
+A Go duration ("500ms", "1m30s", "1.5s", "50us" or "50µs", a bare "0") in nanoseconds, parsed
+like the operator does (fractions truncated to the nanosecond). Argument: (list FIELD VALUE).
+Fails naming FIELD.
 */}}
 {{- define "nats-mini.durationNanos" -}}
 {{- $field := index . 0 -}}
 {{- $v := index . 1 -}}
-{{- if not (and (kindIs "string" $v) (regexMatch "^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$" $v)) -}}
+{{- if not (and (kindIs "string" $v) (regexMatch "^(0|([0-9]+(\\.[0-9]+)?(ns|us|\u00b5s|\u03bcs|ms|s|m|h))+)$" $v)) -}}
 {{- fail (printf "%s: %q is not a duration (examples: \"500ms\", \"2s\", \"1m30s\")" $field (toString $v)) -}}
 {{- end -}}
-{{- $units := dict "ns" 1 "us" 1000 "ms" 1000000 "s" 1000000000 "m" 60000000000 "h" 3600000000000 -}}
+{{- $units := dict "ns" 1 "us" 1000 "\u00b5s" 1000 "\u03bcs" 1000 "ms" 1000000 "s" 1000000000 "m" 60000000000 "h" 3600000000000 -}}
 {{- $max := int64 9223372036854775807 -}}
 {{- $total := int64 0 -}}
-{{- range $term := regexFindAll "[0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h)" $v -1 -}}
+{{- range $term := regexFindAll "[0-9]+(\\.[0-9]+)?(ns|us|\u00b5s|\u03bcs|ms|s|m|h)" $v -1 -}}
 {{- $number := regexFind "^[0-9]+(\\.[0-9]+)?" $term -}}
 {{- $unit := int64 (index $units (trimPrefix $number $term)) -}}
 {{- $int := regexReplaceAll "^0+" (regexFind "^[0-9]+" $number) "" | default "0" -}}
@@ -194,10 +195,12 @@ Names::new). Prints nothing; fails with a message naming the value.
 {{- if and $payload (gt (int64 $payload) $pendingOrDefault) -}}
 {{- fail (printf "nats.limits.maxPayload: %s bytes exceeds maxPending (%d bytes)" $payload $pendingOrDefault) -}}
 {{- end -}}
-{{- range $key := list "writeDeadline" "pingInterval" -}}
+{{- /* (key, whether 0 is allowed): a zero busyPoll turns busy polling off. */ -}}
+{{- range $pair := list (list "writeDeadline" false) (list "pingInterval" false) (list "busyPoll" true) -}}
+{{- $key := index $pair 0 -}}
 {{- $d := index $l $key -}}
 {{- if not (kindIs "invalid" $d) -}}
-{{- if eq (include "nats-mini.durationNanos" (list (printf "nats.limits.%s" $key) $d)) "0" -}}
+{{- if and (eq (include "nats-mini.durationNanos" (list (printf "nats.limits.%s" $key) $d)) "0") (not (index $pair 1)) -}}
 {{- fail (printf "nats.limits.%s: must be above 0" $key) -}}
 {{- end -}}
 {{- end -}}
@@ -255,7 +258,7 @@ max_connections: {{ int64 $l.maxConnections }}
 {{ index $pair 0 }}: {{ include "nats-mini.size" (list (printf "nats.limits.%s" (index $pair 1)) $v) }}
 {{- end }}
 {{- end }}
-{{- range $pair := list (list "write_deadline" "writeDeadline") (list "ping_interval" "pingInterval") }}
+{{- range $pair := list (list "write_deadline" "writeDeadline") (list "ping_interval" "pingInterval") (list "busy_poll" "busyPoll") }}
 {{- $v := index $l (index $pair 1) }}
 {{- if not (kindIs "invalid" $v) }}
 {{ index $pair 0 }}: "{{ $v }}"

@@ -9,7 +9,9 @@
 //! keys (see [`super::statefulset`]).
 //!
 //! Sizes are written as byte counts and durations as the user's validated Go duration text,
-//! so the file means the same to nats-mini and nats-server.
+//! so the file means the same to nats-mini and nats-server. The one exception is `busy_poll`,
+//! nats-mini's own key (nats-server refuses it as unknown), written only when the spec sets
+//! `limits.busyPoll`.
 //!
 //! The cluster block is always present, even for one replica: nats-server cannot add a route
 //! listener on reload, so a NatsMini scaled from 1 to 3 must already be listening for routes.
@@ -77,6 +79,7 @@ pub fn config_text(nm: &NatsMini, names: &Names) -> String {
     for (key, d) in [
         ("write_deadline", &l.write_deadline),
         ("ping_interval", &l.ping_interval),
+        ("busy_poll", &l.busy_poll),
     ] {
         if let Some(d) = d {
             line(format!("{key}: \"{d}\""));
@@ -202,7 +205,7 @@ mod tests {
     #[test]
     fn limits_are_written_in_bytes_and_go_durations() {
         let (nm, names) = natsmini(
-            "{limits: {maxConnections: 1000000, maxPayload: 2mb, maxPending: 1GB, maxControlLine: 8k, writeDeadline: 5s, pingInterval: 1m30s, maxPingsOut: 3}}",
+            "{limits: {maxConnections: 1000000, maxPayload: 2mb, maxPending: 1GB, maxControlLine: 8k, writeDeadline: 5s, pingInterval: 1m30s, busyPoll: 20us, maxPingsOut: 3}}",
         );
         let text = config_text(&nm, &names);
         for want in [
@@ -212,9 +215,38 @@ mod tests {
             "max_control_line: 8000\n",
             "write_deadline: \"5s\"\n",
             "ping_interval: \"1m30s\"\n",
+            "busy_poll: \"20us\"\n",
             "ping_max: 3\n",
         ] {
             assert!(text.contains(want), "{want:?} missing from\n{text}");
+        }
+    }
+
+    #[test]
+    fn busy_poll_is_written_as_given_and_only_when_set() {
+        // Unset: no key, the broker's default (50us) applies.
+        let (nm, names) = natsmini("{}");
+        assert!(!config_text(&nm, &names).contains("busy_poll"));
+        // "0" turns it off; the micro sign is kept as written (the broker reads it like Go).
+        for (given, line) in [
+            ("'0'", "busy_poll: \"0\"\n"),
+            ("50us", "busy_poll: \"50us\"\n"),
+            ("50\u{b5}s", "busy_poll: \"50\u{b5}s\"\n"),
+        ] {
+            let (nm, names) = natsmini(&format!("{{limits: {{busyPoll: {given}}}}}"));
+            let text = config_text(&nm, &names);
+            assert!(text.contains(line), "{line:?} missing from\n{text}");
+            // Right after the other durations, as the chart writes it.
+            let (nm, names) = natsmini(&format!(
+                "{{limits: {{writeDeadline: 5s, pingInterval: 2m, busyPoll: {given}, maxPingsOut: 3}}}}"
+            ));
+            let text = config_text(&nm, &names);
+            assert!(
+                text.contains(&format!(
+                    "write_deadline: \"5s\"\nping_interval: \"2m\"\n{line}ping_max: 3\n"
+                )),
+                "{text}"
+            );
         }
     }
 
