@@ -336,8 +336,9 @@ async fn reports_round_trip_through_json_and_compare() {
 }
 
 /// scripts/bench-compare end to end, CI-sized: the three servers (ours, pip's nats-server and
-/// Debian's, installed by scripts/test-deps.sh) started and timed, two cases run against each,
-/// and the comparison written.
+/// Debian's, installed by scripts/test-deps.sh) plus one given with `--also` (another nats-mini
+/// build, as when a change is measured against the baseline) started and timed, two cases run
+/// against each, and the comparison written.
 #[test]
 fn bench_compare_script_times_every_server_and_compares_them() {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -353,6 +354,11 @@ fn bench_compare_script_times_every_server_and_compares_them() {
         ])
         .arg("--mini")
         .arg(nats_mini_e2e::process::binary())
+        .arg("--also")
+        .arg(format!(
+            "nats-mini again={}",
+            nats_mini_e2e::process::binary().display()
+        ))
         .arg("--out")
         .arg(&out)
         .status()
@@ -372,20 +378,22 @@ fn bench_compare_script_times_every_server_and_compares_them() {
         .filter(|r| r["name"] == "start to ready")
         .map(|r| r["label"].as_str().unwrap())
         .collect();
-    assert_eq!(labels.len(), 3, "{labels:?}");
+    assert_eq!(labels.len(), 4, "{labels:?}");
     assert_eq!(labels[0], "nats-mini");
     assert!(labels[1].starts_with("nats-server 2."), "{labels:?}");
     assert!(labels[2].ends_with("(Debian)"), "{labels:?}");
+    assert_eq!(labels[3], "nats-mini again");
     for r in reports.iter().filter(|r| r["name"] == "start to ready") {
         let ms = r["metrics"][0]["value"].as_f64().unwrap();
         assert!(ms > 0.0 && ms < 10_000.0, "{r}");
     }
     for case in ["pub 16B", "reqrep sequential"] {
         let n = reports.iter().filter(|r| r["name"] == case).count();
-        assert_eq!(n, 3, "{case}: one report per server");
+        assert_eq!(n, 4, "{case}: one report per server");
     }
     let table = std::fs::read_to_string(out.join("table.md")).unwrap();
     assert!(table.contains("| start to ready |"), "{table}");
+    assert!(table.contains("nats-mini / nats-mini again"), "{table}");
     assert!(table.contains("| reqrep sequential | p50"), "{table}");
     assert!(
         std::fs::read_to_string(out.join("chart.svg"))
@@ -393,4 +401,18 @@ fn bench_compare_script_times_every_server_and_compares_them() {
             .contains("<svg")
     );
     let _ = std::fs::remove_dir_all(&out);
+}
+
+/// A malformed `--also` is refused before anything is installed or started.
+#[test]
+fn bench_compare_refuses_also_without_a_label() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = std::process::Command::new("bash")
+        .arg(repo.join("scripts/bench-compare"))
+        .args(["--also", "/usr/bin/true"])
+        .output()
+        .expect("run scripts/bench-compare");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--also wants LABEL=PATH"), "{err}");
 }
