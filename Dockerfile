@@ -5,10 +5,12 @@
 # no package manager, CA certificates and a "nonroot" user 65532).
 #
 # Why glibc and not musl: the message path copies many small pieces (a MSG line per delivery),
-# and musl's memcpy (rep movsq, byte loops for the ends) and malloc made the broker three to
-# five times slower than the same code on glibc (pubsub 16 B 3.5 M msgs/s against 10.6 M,
-# fanout 4.4 M against 22.5 M; BENCHMARKS.md, "The image's libc"). Static glibc keeps the
-# image as small as musl's and resolves names with its built-in files and dns NSS modules.
+# and musl's memcpy (rep movsq, byte loops for the ends; 55 % of the server's time in a fanout
+# profile) made delivery three to five times slower than the same code on glibc (pubsub 16 B
+# 3.4 M msgs/s against 9.4 M, fanout 4.3 M against 19.8 M; mimalloc in place of musl's malloc
+# did not help; BENCHMARKS.md, "The image's libc"). Static glibc keeps the image static (start to
+# ready 2.4 ms against musl's 2.0) and resolves names with the NSS files and dns modules that
+# glibc 2.34+ builds in.
 #
 #   docker buildx build --platform linux/amd64,linux/arm64 \
 #     -t ghcr.io/nats-mini/nats-mini:0.1.0 .                        # the broker (default target)
@@ -26,7 +28,7 @@ ARG DEBIAN_RELEASE=bookworm
 
 # ---- toolchain: the build host's Rust plus a C cross compiler for the target ---------------
 # ring (TLS) has C and assembly, so the target needs a C compiler too. Linking uses the gcc of
-# the target's architecture with Rust's self-contained musl CRT and libc, giving static binaries.
+# the target's architecture and its static glibc (crt-static), giving static binaries.
 FROM --platform=$BUILDPLATFORM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS toolchain
 ARG TARGETARCH
 ARG BUILDARCH

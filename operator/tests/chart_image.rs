@@ -107,7 +107,7 @@ fn dockerfile_cross_builds_both_images_non_root() {
             .unwrap_or_else(|| panic!("no stage {name}"))
     };
     // Cross compilation on the build host, for amd64 and arm64, to static glibc binaries
-    // (musl's memcpy and malloc cost the message path a factor of three: see the Dockerfile).
+    // (musl's memcpy cost the message path a factor of three to five: see the Dockerfile).
     let (_, from, ins) = stage("toolchain");
     assert!(
         from.starts_with("FROM --platform=$BUILDPLATFORM rust:"),
