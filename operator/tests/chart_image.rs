@@ -8,6 +8,7 @@
 mod chart_support;
 
 use chart_support::{repo_root, venv_tool};
+use nats_mini_e2e::process::{Proc, free_port};
 use std::process::Command;
 
 fn dockerfile() -> String {
@@ -272,43 +273,23 @@ fn has_interpreter(path: &std::path::Path) -> bool {
     })
 }
 
-#[test]
-fn release_broker_binary_is_static_small_and_starts() {
+#[tokio::test]
+async fn release_broker_binary_is_static_small_and_starts() {
     // The binary the broker image holds: the release profile, static glibc, built for the
-    // host's architecture (the image builds the other one the same way). Its own target
-    // directory keeps these flags from rebuilding target/release.
-    let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
-    let var = format!(
-        "CARGO_TARGET_{}_RUSTFLAGS",
-        triple.to_uppercase().replace('-', "_")
-    );
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"))
-        .join("image");
+    // host's architecture (the image builds the other one the same way) by the script that
+    // scripts/bench-compare uses too.
     let started = std::time::Instant::now();
-    let out = Command::new(env!("CARGO"))
-        .current_dir(repo_root())
-        .env(&var, IMAGE_RUSTFLAGS)
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            &triple,
-            "-p",
-            "nats-mini",
-            "--bin",
-            "nats-mini",
-        ])
+    let out = Command::new(repo_root().join("scripts/build-image-binary"))
+        .env("CARGO", env!("CARGO"))
+        .stderr(std::process::Stdio::piped())
         .output()
-        .expect("run cargo build --release");
+        .expect("run scripts/build-image-binary");
     assert!(
         out.status.success(),
-        "cargo build --release --target {triple} failed:\n{}",
+        "scripts/build-image-binary failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let binary = target_dir.join(&triple).join("release").join("nats-mini");
+    let binary = std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     let size = std::fs::metadata(&binary)
         .unwrap_or_else(|e| panic!("{}: {e}", binary.display()))
         .len();
@@ -333,42 +314,15 @@ fn release_broker_binary_is_static_small_and_starts() {
 
     // It runs: listening on a host name (resolved through glibc's built-in files NSS module,
     // as a pod resolves its peers) it passes its self-check and reports ready.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let mut child = Command::new(&binary)
-        .args(["-a", "localhost", "-p", &port.to_string(), "-m", "0"])
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("start the static broker");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        let mut seen = String::new();
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            seen.push_str(&line);
-            seen.push('\n');
-            if line.contains("Server is ready") {
-                let _ = tx.send(Ok(seen.clone()));
-            }
-        }
-        let _ = tx.send(Err(seen));
-    });
-    let result = rx.recv_timeout(std::time::Duration::from_secs(20));
-    let _ = child.kill();
-    let _ = child.wait();
-    match result {
-        Ok(Ok(log)) => assert!(
-            log.contains(&format!("127.0.0.1:{port}")),
-            "listening on localhost resolves to 127.0.0.1:\n{log}"
-        ),
-        Ok(Err(log)) => panic!("the static broker exited before it was ready:\n{log}"),
-        Err(_) => panic!("the static broker was not ready within 20 s"),
-    }
+    let port = free_port();
+    let mut broker = Proc::spawn_program(
+        &binary,
+        &["-a", "localhost", "-p", &port.to_string(), "-m", "0"],
+        &[],
+    );
+    let ready = broker.wait_for_line("Server is ready").await;
+    assert!(
+        ready.contains(&format!("127.0.0.1:{port}")),
+        "listening on localhost resolves to 127.0.0.1: {ready}"
+    );
 }
